@@ -1,0 +1,279 @@
+"""One experiment step from files to files: the code path shared by the CLI and the workflow.
+
+- :func:`generate_ground_truth`, :func:`generate_observations`: data files (see :mod:`dmfcore.io`);
+- :func:`run_dmf`: train one deep factorization and write its matrix, one-row metrics
+  record (JSON), trajectory (Parquet, when recording) and log;
+- :func:`run_min_nuclear_norm`, :func:`ground_truth_record`: the reference rows.
+
+Seeds: seed ``s`` of an experiment draws the ground truth from ``s``, the observations
+from ``(s, n_obs)`` and the initialization from ``(s, depth)``; every depth and the
+baseline of seed ``s`` therefore share the ground truth and the observation set (paired).
+"""
+
+from __future__ import annotations
+
+import io as _io
+import json
+import logging
+import os
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .backend import resolve_backend
+from .convex import min_nuclear_norm_completion
+from .io import (
+    load_ground_truth,
+    load_observations,
+    save_ground_truth,
+    save_matrix,
+    save_observations,
+    write_json,
+    write_parquet,
+    write_text,
+)
+from .metrics import summary
+from .model import INITS, init_factors
+from .optimizers import make_optimizer
+from .problems import (
+    PROBLEMS,
+    CompletionObservations,
+    low_rank_ground_truth,
+    make_objective,
+    max_constraint_residual,
+    observed_values,
+    sample_completion,
+    sample_sensing,
+)
+from .training import train
+
+
+def generate_ground_truth(path: str | os.PathLike, d1: int, d2: int, rank: int, seed: int, symmetric: bool = False) -> None:
+    save_ground_truth(path, low_rank_ground_truth(d1, d2, rank, seed, symmetric), rank, seed, symmetric)
+
+
+def generate_observations(
+    ground_truth_path: str | os.PathLike, path: str | os.PathLike, problem: str, n_obs: int, seed: int
+) -> None:
+    w_star = load_ground_truth(ground_truth_path)
+    if problem == "completion":
+        obs = sample_completion(w_star, n_obs, seed=(seed, n_obs))
+    elif problem == "sensing":
+        obs = sample_sensing(w_star, n_obs, seed=(seed, n_obs))
+    else:
+        raise ValueError(f"problem must be one of {PROBLEMS}, got {problem!r}")
+    save_observations(path, obs, seed)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines one training run besides its data."""
+
+    depth: int
+    init: str = "gaussian"
+    init_scale: float = 1e-3
+    lr: float = 1e-3
+    optimizer: str = "group_rmsprop"
+    seed: int = 0
+    max_iters: int = 1_000_000
+    loss_threshold: float = 1e-6
+    record_every: int = 0
+    top_k: int = 10
+    width: int | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.max_iters < 0 or self.loss_threshold < 0 or self.record_every < 0:
+            raise ValueError("max_iters, loss_threshold and record_every must be >= 0")
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """Where a run writes; ``trajectory`` is only written when recording."""
+
+    matrix: str | os.PathLike
+    metrics: str | os.PathLike
+    log: str | os.PathLike
+    trajectory: str | os.PathLike | None = None
+
+
+def _data_labels(w_star: np.ndarray, obs: Any, gt_path: Any) -> dict[str, Any]:
+    with np.load(gt_path) as npz:
+        rank = int(npz["rank"]) if "rank" in npz.files else int(np.linalg.matrix_rank(w_star))
+    return {
+        "problem": "completion" if isinstance(obs, CompletionObservations) else "sensing",
+        "d1": int(w_star.shape[0]),
+        "d2": int(w_star.shape[1]),
+        "rank": rank,
+        "n_obs": obs.m,
+    }
+
+
+def _logger(buffer: _io.StringIO) -> logging.Logger:
+    log = logging.getLogger(f"dmfcore.run.{id(buffer)}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.handlers[:] = [handler]
+    return log
+
+
+def run_dmf(
+    ground_truth_path: str | os.PathLike,
+    observations_path: str | os.PathLike,
+    config: TrainConfig,
+    outputs: RunOutputs,
+    labels: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train one deep factorization; write its outputs; return its metrics record."""
+    w_star = load_ground_truth(ground_truth_path)
+    obs = load_observations(observations_path, shape=w_star.shape)
+    backend = resolve_backend(config.device, config.dtype)
+    buffer = _io.StringIO()
+    log = _logger(buffer)
+    log.info("dmfcore %s, python %s, %s", __version__, platform.python_version(), platform.machine())
+    log.info("data: %s, %s", ground_truth_path, observations_path)
+    log.info("config: %s", json.dumps(asdict(config), sort_keys=True))
+    optimizer = make_optimizer(config.optimizer, config.lr)
+    factors = init_factors(w_star.shape, config.depth, config.init, config.init_scale, (config.seed, config.depth), config.width)
+    result = train(
+        make_objective(obs, backend),
+        [backend.asarray(f) for f in factors],
+        optimizer,
+        max_iters=config.max_iters,
+        loss_threshold=config.loss_threshold,
+        record_every=config.record_every,
+        top_k=config.top_k,
+        ground_truth=backend.asarray(w_star) if config.record_every else None,
+    )
+    record = {
+        **(labels or {}),
+        **_data_labels(w_star, obs, ground_truth_path),
+        "method": "dmf",
+        "depth": config.depth,
+        "init": config.init,
+        "init_scale": config.init_scale,
+        "lr": config.lr,
+        "optimizer": config.optimizer,
+        "seed": config.seed,
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "train_loss": result.train_loss,
+        **summary(result.w, w_star),
+        "wall_seconds": result.wall_seconds,
+        "flow_time": result.elapsed_time,
+        "device": backend.label,
+        "dtype": config.dtype,
+        "solver": config.optimizer,
+        "max_residual": max_constraint_residual(result.w, obs),
+        "dmfcore_version": __version__,
+    }
+    log.info(
+        "done: %d iterations, converged=%s, train loss %.3e, recon error %.3e, %.2f s (%.1f us/iter)",
+        result.iterations, result.converged, result.train_loss, record["recon_error"],
+        result.wall_seconds, 1e6 * result.wall_seconds / max(result.iterations, 1),
+    )
+    save_matrix(outputs.matrix, result.w, iterations=result.iterations, converged=result.converged)
+    if outputs.trajectory is not None:
+        import pandas as pd
+
+        frame = pd.DataFrame(result.trajectory)
+        frame.insert(0, "depth", config.depth)
+        write_parquet(outputs.trajectory, frame)
+    write_json(outputs.metrics, record)
+    write_text(outputs.log, buffer.getvalue())
+    return record
+
+
+def run_min_nuclear_norm(
+    ground_truth_path: str | os.PathLike,
+    observations_path: str | os.PathLike,
+    outputs: RunOutputs,
+    labels: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Solve the minimum nuclear norm problem for one observation set; write matrix, record, log."""
+    w_star = load_ground_truth(ground_truth_path)
+    obs = load_observations(observations_path, shape=w_star.shape)
+    if not isinstance(obs, CompletionObservations):
+        raise NotImplementedError("minimum nuclear norm for sensing is not implemented yet")
+    res = min_nuclear_norm_completion(obs)
+    record = {
+        **(labels or {}),
+        **_data_labels(w_star, obs, ground_truth_path),
+        "method": "nuclear_norm",
+        "seed": seed,
+        "iterations": None,
+        "converged": res.status == "optimal",
+        "train_loss": float(np.mean((observed_values(res.w, obs) - obs.values) ** 2)),
+        **summary(res.w, w_star),
+        "wall_seconds": res.wall_seconds,
+        "device": "cpu",
+        "dtype": "float64",
+        "solver": res.solver,
+        "max_residual": res.max_residual,
+        "dmfcore_version": __version__,
+    }
+    save_matrix(outputs.matrix, res.w)
+    write_json(outputs.metrics, record)
+    write_text(
+        outputs.log,
+        f"{res.solver}: status {res.status}, {res.wall_seconds:.2f} s, nuclear norm {res.nuclear_norm:.10g}, "
+        f"max residual before projection {res.max_residual:.3e}\n",
+    )
+    return record
+
+
+def ground_truth_record(
+    ground_truth_path: str | os.PathLike,
+    observations_path: str | os.PathLike,
+    metrics_path: str | os.PathLike,
+    labels: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The reference row: the ground truth's own nuclear norm and effective rank."""
+    w_star = load_ground_truth(ground_truth_path)
+    obs = load_observations(observations_path, shape=w_star.shape)
+    record = {
+        **(labels or {}),
+        **_data_labels(w_star, obs, ground_truth_path),
+        "method": "ground_truth",
+        "seed": seed,
+        **summary(w_star, w_star),
+        "dmfcore_version": __version__,
+    }
+    write_json(metrics_path, record)
+    return record
+
+
+def read_records(paths: list[str | os.PathLike]) -> Any:
+    """Metrics records (JSON files) as one pandas DataFrame, one row each, with fixed columns."""
+    import pandas as pd
+
+    rows = []
+    for p in paths:
+        try:
+            rows.append(json.loads(Path(p).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{p}: unreadable metrics record ({exc})") from exc
+    frame = pd.DataFrame(rows)
+    for col in TABLE_COLUMNS:
+        if col not in frame:
+            frame[col] = None
+    return frame[TABLE_COLUMNS + [c for c in frame.columns if c not in TABLE_COLUMNS]]
+
+
+TABLE_COLUMNS = [
+    "experiment", "problem", "d1", "d2", "rank", "n_obs", "method", "depth", "init", "init_scale",
+    "lr", "optimizer", "seed", "iterations", "converged", "train_loss", "recon_error", "nuclear_norm",
+    "effective_rank", "numerical_rank", "spectral_norm", "wall_seconds", "flow_time", "device", "dtype",
+    "solver", "max_residual", "dmfcore_version",
+]

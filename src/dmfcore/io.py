@@ -1,0 +1,177 @@
+"""On-disk formats and atomic writes.
+
+Ground truth (``.npz``)::
+
+    W          float64 (d1, d2)   the matrix
+    rank       int                its rank
+    seed       int                the seed it was drawn with
+    symmetric  bool
+
+Observations (``.npz``), ``problem`` = "completion"::
+
+    problem    str                "completion"
+    shape      int64 (2,)         (d1, d2)
+    rows, cols int64 (m,)         observed positions, in range, no duplicate pair
+    values     float64 (m,)       observed values
+    m, seed    int
+
+or ``problem`` = "sensing"::
+
+    problem    str                "sensing"
+    shape      int64 (2,)
+    A          float32/64 (m, d1, d2)  measurement matrices
+    y          float64 (m,)       y[k] = <A[k], W*>
+    m, seed    int
+
+Every writer here writes to a temporary file in the destination folder and renames it
+into place, so a killed job never leaves a partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .problems import CompletionObservations, Observations, SensingObservations
+
+
+class DataFileError(ValueError):
+    """A data file is missing, unreadable or inconsistent; the message names the file."""
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_npz(path: str | os.PathLike, **arrays: Any) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_parquet(path: str | os.PathLike, frame: Any) -> None:
+    """Write a pandas DataFrame to Parquet atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def save_ground_truth(path: str | os.PathLike, w: np.ndarray, rank: int, seed: int, symmetric: bool = False) -> None:
+    _save_npz(path, W=np.asarray(w, dtype=np.float64), rank=rank, seed=seed, symmetric=symmetric)
+
+
+def save_observations(path: str | os.PathLike, obs: Observations, seed: int) -> None:
+    if isinstance(obs, CompletionObservations):
+        _save_npz(
+            path, problem="completion", shape=np.array(obs.shape), rows=obs.rows, cols=obs.cols,
+            values=obs.values, m=obs.m, seed=seed,
+        )
+    else:
+        _save_npz(path, problem="sensing", shape=np.array(obs.shape), A=obs.A, y=obs.y, m=obs.m, seed=seed)
+
+
+def save_matrix(path: str | os.PathLike, w: np.ndarray, **metadata: Any) -> None:
+    """A result matrix ``W`` with scalar metadata."""
+    _save_npz(path, W=np.asarray(w, dtype=np.float64), **metadata)
+
+
+def _open_npz(path: str | os.PathLike, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except Exception as exc:  # zipfile/pickle/format errors all mean the same to a user
+        raise DataFileError(f"{path}: not a readable .npz file ({exc})") from exc
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise DataFileError(f"{path}: missing array(s) {missing}; has {sorted(data)}")
+    return data
+
+
+def _fail(path: Any, msg: str) -> None:
+    raise DataFileError(f"{path}: {msg}")
+
+
+def load_ground_truth(path: str | os.PathLike) -> np.ndarray:
+    """Load and validate a ground truth matrix (2-D, floating, finite)."""
+    w = _open_npz(path, ("W",))["W"]
+    if w.ndim != 2 or not np.issubdtype(w.dtype, np.floating):
+        _fail(path, f"W must be a 2-D float array, got {w.dtype} with shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        _fail(path, "W contains NaN or inf")
+    return w.astype(np.float64)
+
+
+def load_observations(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> Observations:
+    """Load and validate an observation set; ``shape`` (if given) must match the file's."""
+    data = _open_npz(path, ("problem", "shape"))
+    problem = str(data["problem"])
+    file_shape = tuple(int(s) for s in np.ravel(data["shape"]))
+    if len(file_shape) != 2 or min(file_shape) < 1:
+        _fail(path, f"shape must be two positive integers, got {file_shape}")
+    if shape is not None and tuple(shape) != file_shape:
+        _fail(path, f"shape {file_shape} does not match the ground truth's {tuple(shape)}")
+    d1, d2 = file_shape
+    if problem == "completion":
+        data = _open_npz(path, ("rows", "cols", "values"))
+        rows, cols, values = data["rows"], data["cols"], data["values"]
+        for name, arr in (("rows", rows), ("cols", cols)):
+            if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+                _fail(path, f"{name} must be a 1-D integer array, got {arr.dtype} with shape {arr.shape}")
+        if values.ndim != 1 or not np.issubdtype(values.dtype, np.floating):
+            _fail(path, f"values must be a 1-D float array, got {values.dtype} with shape {values.shape}")
+        if not (rows.shape == cols.shape == values.shape):
+            _fail(path, f"rows, cols, values lengths differ: {rows.shape}, {cols.shape}, {values.shape}")
+        if rows.size == 0:
+            _fail(path, "no observations")
+        if rows.min() < 0 or rows.max() >= d1 or cols.min() < 0 or cols.max() >= d2:
+            _fail(path, f"observed indices out of range for shape {file_shape}")
+        flat = rows.astype(np.int64) * d2 + cols
+        if np.unique(flat).size != flat.size:
+            _fail(path, f"{flat.size - np.unique(flat).size} duplicate observed entries")
+        if not np.all(np.isfinite(values)):
+            _fail(path, "values contain NaN or inf")
+        return CompletionObservations(file_shape, rows.astype(np.int64), cols.astype(np.int64), values.astype(np.float64))
+    if problem == "sensing":
+        data = _open_npz(path, ("A", "y"))
+        a, y = data["A"], data["y"]
+        if a.ndim != 3 or a.shape[1:] != file_shape or not np.issubdtype(a.dtype, np.floating):
+            _fail(path, f"A must be a float array of shape (m, {d1}, {d2}), got {a.dtype} {a.shape}")
+        if y.ndim != 1 or y.shape[0] != a.shape[0] or not np.issubdtype(y.dtype, np.floating):
+            _fail(path, f"y must be a float array of shape ({a.shape[0]},), got {y.dtype} {y.shape}")
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(y))):
+            _fail(path, "A or y contains NaN or inf")
+        return SensingObservations(file_shape, a, y.astype(np.float64))
+    _fail(path, f"unknown problem {problem!r} (expected 'completion' or 'sensing')")
+    raise AssertionError  # unreachable
+
+
+def load_matrix(path: str | os.PathLike) -> np.ndarray:
+    return load_ground_truth(path)

@@ -1,0 +1,101 @@
+"""Optimizers as explicit state + update (in the style of optax).
+
+Both optimizers of the paper move every factor along its own negative gradient with one
+shared scalar step size ``eta_t``:  ``W_j <- W_j - eta_t grad_{W_j}``. An optimizer is
+therefore a pair of pure functions
+
+- ``init() -> state``
+- ``step_size(state, grads) -> (eta_t, new_state)``
+
+and the training loop applies ``eta_t``. The elapsed gradient-flow time after t steps
+is ``sum_{s <= t} eta_s``.
+
+``gd``: ``eta_t = lr``.
+
+``group_rmsprop`` (the paper code's ``GroupRMSprop``): one scalar running average of the
+total squared gradient over all factors,
+``s_t = alpha s_{t-1} + (1 - alpha) sum_j ||grad_{W_j}||_F^2`` (``s_0 = 0``), bias-corrected
+``s_hat_t = s_t / (1 - alpha^t)``, and ``eta_t = lr / (sqrt(s_hat_t) + eps)``
+with ``alpha = 0.99``, ``eps = 1e-4``, default ``lr = 1e-3``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple, Sequence
+
+from .backend import flat_view, namespace_of
+
+OPTIMIZERS = ("gd", "group_rmsprop")
+
+
+class GDState(NamedTuple):
+    t: int
+
+
+class GroupRMSpropState(NamedTuple):
+    t: int
+    square_avg: float
+
+
+class Optimizer(NamedTuple):
+    name: str
+    init: Callable[[], Any]
+    step_size: Callable[[Any, Sequence[Any]], tuple[float, Any]]
+
+
+def squared_norm(arrays: Sequence[Any]) -> float:
+    """``sum_j ||a_j||_F^2`` over NumPy arrays or torch tensors."""
+    xp = namespace_of(arrays[0])
+    total = 0.0
+    for a in arrays:
+        v = flat_view(a)
+        total += float(xp.dot(v, v))
+    return total
+
+
+def _check_lr(lr: float) -> None:
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+
+
+def gd(lr: float) -> Optimizer:
+    """Gradient descent with a fixed step ``lr``."""
+    _check_lr(lr)
+
+    def init() -> GDState:
+        return GDState(0)
+
+    def step_size(state: GDState, grads: Sequence[Any]) -> tuple[float, GDState]:
+        return float(lr), GDState(state.t + 1)
+
+    return Optimizer("gd", init, step_size)
+
+
+def group_rmsprop(lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-4) -> Optimizer:
+    """The paper code's GroupRMSprop (see the module docstring for the update)."""
+    _check_lr(lr)
+    if not 0.0 <= alpha < 1.0:
+        raise ValueError(f"alpha must be in [0, 1), got {alpha!r}")
+
+    def init() -> GroupRMSpropState:
+        return GroupRMSpropState(0, 0.0)
+
+    def step_size(state: GroupRMSpropState, grads: Sequence[Any]) -> tuple[float, GroupRMSpropState]:
+        t = state.t + 1
+        s = alpha * state.square_avg + (1.0 - alpha) * squared_norm(grads)
+        s_hat = s / (1.0 - alpha**t)
+        return lr / (math.sqrt(s_hat) + eps), GroupRMSpropState(t, s)
+
+    return Optimizer("group_rmsprop", init, step_size)
+
+
+def make_optimizer(name: str, lr: float | None = None) -> Optimizer:
+    """Optimizer by name; ``lr=None`` takes the default (1e-3 for group_rmsprop; required for gd)."""
+    if name == "gd":
+        if lr is None:
+            raise ValueError("optimizer 'gd' needs an explicit lr")
+        return gd(lr)
+    if name == "group_rmsprop":
+        return group_rmsprop(1e-3 if lr is None else lr)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
