@@ -185,7 +185,7 @@ class SensingObjective:
         r -= self.y
         loss = float(r @ r) / self.m
         r *= 2.0 / self.m
-        xp.matmul(r, self.A_t, out=grad_t.reshape(-1))
+        xp.matmul(self.A_t.T, r, out=grad_t.reshape(-1))
         return loss
 
     def loss(self, w: Any) -> float:

@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from dmfcore.convex import min_nuclear_norm_completion
+from dmfcore.problems import CompletionObservations, low_rank_ground_truth, sample_completion
+
+
+def test_fully_observed_matrix_is_returned_exactly():
+    w = low_rank_ground_truth(8, 6, 2, seed=0)
+    obs = sample_completion(w, 48, seed=0)
+    res = min_nuclear_norm_completion(obs)
+    np.testing.assert_allclose(res.w, w, atol=1e-12)
+    assert res.nuclear_norm == pytest.approx(np.linalg.svd(w, compute_uv=False).sum(), rel=1e-10)
+
+
+def test_two_by_two_with_one_missing_entry_solved_by_hand():
+    # W = [[1, 1], [1, x]] is symmetric with det = x - 1. For x >= 1 both eigenvalues are >= 0
+    # and ||W||_* = trace = 1 + x >= 2; for x < 1 they have opposite signs and
+    # ||W||_* = |l1 - l2| = sqrt((1 - x)^2 + 4) > 2. So the minimizer is x = 1, value 2.
+    obs = CompletionObservations((2, 2), np.array([0, 0, 1]), np.array([0, 1, 0]), np.array([1.0, 1.0, 1.0]))
+    res = min_nuclear_norm_completion(obs)
+    assert res.w[1, 1] == pytest.approx(1.0, abs=1e-5)
+    assert res.nuclear_norm == pytest.approx(2.0, abs=1e-6)
+    assert res.max_residual < 1e-6
+
+
+def test_diagonal_observations_give_diagonal_solution():
+    # Observing only the diagonal diag(1, 2, 3): any off-diagonal mass only adds to ||.||_*,
+    # and ||W||_* >= trace(W) = 6 with equality at the diagonal matrix.
+    obs = CompletionObservations((3, 3), np.arange(3), np.arange(3), np.array([1.0, 2.0, 3.0]))
+    res = min_nuclear_norm_completion(obs)
+    np.testing.assert_allclose(res.w, np.diag([1.0, 2.0, 3.0]), atol=1e-5)
+    assert res.nuclear_norm == pytest.approx(6.0, abs=1e-6)
+
+
+def test_exact_feasibility_after_projection():
+    w = low_rank_ground_truth(15, 15, 2, seed=1)
+    obs = sample_completion(w, 90, seed=1)
+    res = min_nuclear_norm_completion(obs)
+    np.testing.assert_array_equal(res.w[obs.rows, obs.cols], obs.values)
+    assert res.status == "optimal"
