@@ -6,6 +6,8 @@
 set -euo pipefail
 
 RUN_DIR=${DMF_SLURM_RUN:-/run/dmf-slurm}
+SPOOL_DIR=/var/spool/slurmd            # SlurmdSpoolDir in start.sh's slurm.conf
+CANCEL_WAIT_S=${SLURM_CANCEL_WAIT_S:-20}
 
 log() { echo "[slurm-ci] $*" >&2; }
 
@@ -42,11 +44,62 @@ stop_pidfile() {
     rm -f "$pidfile"
 }
 
-# slurmd first (it may still be finishing job steps), then the controller,
-# then munge (both slurm daemons use it while shutting down).
+# PIDs of live slurmstepd processes of *our* slurmd: slurmstepd daemonizes
+# (its parent is PID 1) and blanks its environment, so it is identified by the
+# unix socket it listens on in our SlurmdSpoolDir (/proc/net/unix inode ->
+# /proc/PID/fd/* -> "socket:[inode]").
+stepd_pids() {
+    local inodes p fd link
+    [ -r /proc/net/unix ] || return 0
+    inodes=" $(awk -v d="$SPOOL_DIR/" 'index($8, d) == 1 {print $7}' /proc/net/unix | tr '\n' ' ') "
+    [ -n "${inodes// /}" ] || return 0
+    for p in /proc/[0-9]*; do
+        [ "$(cat "$p/comm" 2>/dev/null)" = slurmstepd ] || continue
+        [ "$(sed 's/^.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f1)" != Z ] || continue
+        for fd in "$p"/fd/*; do
+            link=$(readlink "$fd" 2>/dev/null) || continue
+            case $link in
+                socket:\[*\])
+                    link=${link#socket:\[}; link=${link%\]}
+                    if [[ $inodes == *" $link "* ]]; then echo "${p#/proc/}"; break; fi ;;
+            esac
+        done
+    done
+}
+
+# 1. Cancel all jobs of this cluster while slurmctld/slurmd are still up, so
+#    that no job step (slurmstepd + job processes) outlives the daemons.
+if alive "$RUN_DIR/slurmctld.pid" slurmctld; then
+    jobs=$(squeue -h -o %A 2>/dev/null | tr '\n' ' ' || true)
+    if [ -n "${jobs// /}" ]; then
+        log "cancelling jobs: $jobs"
+        # shellcheck disable=SC2086
+        scancel $jobs 2>/dev/null || true
+        t0=$SECONDS
+        while [ $((SECONDS - t0)) -lt "$CANCEL_WAIT_S" ]; do
+            [ -z "$(squeue -h -o %A 2>/dev/null)" ] && [ -z "$(stepd_pids)" ] && break
+            sleep 0.2
+        done
+    fi
+fi
+
+# 2. slurmd first, then the controller, then munge (both slurm daemons use
+#    it while shutting down).
 stop_pidfile "$RUN_DIR/slurmd.pid" slurmd
 stop_pidfile "$RUN_DIR/slurmctld.pid" slurmctld
 stop_pidfile "$RUN_DIR/munged.pid" munged
+
+# 3. Leftover job steps of our slurmd (only if cancelling did not finish them).
+left_steps=$(stepd_pids)
+if [ -n "$left_steps" ]; then
+    log "killing leftover slurmstepd of our slurmd: $(echo $left_steps)"
+    # shellcheck disable=SC2086
+    kill -TERM $left_steps 2>/dev/null || true
+    sleep 2
+    left_steps=$(stepd_pids)
+    # shellcheck disable=SC2086
+    [ -z "$left_steps" ] || kill -KILL $left_steps 2>/dev/null || true
+fi
 
 left=0
 for d in slurmd slurmctld munged; do

@@ -118,7 +118,8 @@ class Workspace:
     """Preallocated buffers for one deep factorization."""
 
     prefix: list[Any]  # P_1 .. P_N (P_1 is W_1 itself, not copied)
-    grads_t: list[Any]  # grad_{W_j}^T, row-major
+    grads_t: list[Any]  # grad_{W_j}^T, row-major views into grad_flat
+    grad_flat: Any  # every factor's gradient entries in one buffer: one norm, one scaling per step
     dp_t: list[Any]  # two ping-pong buffers for dP_j^T (d2 x h)
     grad_w_t: Any  # grad l(W)^T, (d2, d1): objectives write the gradient through its .T view
 
@@ -134,9 +135,12 @@ def make_workspace(factors: Sequence[Any], backend: Backend) -> Workspace:
     d1 = factors[-1].shape[0]
     h = factors[0].shape[0]
     prefix = [factors[0]] + [backend.empty((f.shape[0], d2)) for f in factors[1:]]
-    grads_t = [backend.empty((f.shape[1], f.shape[0])) for f in factors]
+    sizes = [f.shape[0] * f.shape[1] for f in factors]
+    grad_flat = backend.empty((sum(sizes),))
+    offsets = np.cumsum([0] + sizes)
+    grads_t = [grad_flat[a:b].reshape(f.shape[1], f.shape[0]) for a, b, f in zip(offsets, offsets[1:], factors)]
     dp_t = [backend.empty((d2, h)) for _ in range(2 if n > 2 else 0)]
-    return Workspace(prefix, grads_t, dp_t, backend.empty((d2, d1)))
+    return Workspace(prefix, grads_t, grad_flat, dp_t, backend.empty((d2, d1)))
 
 
 def forward(factors: Sequence[Any], ws: Workspace) -> Any:

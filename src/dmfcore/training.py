@@ -113,9 +113,10 @@ def train(
             if done:
                 break
             grads = backward(factors, ws)
-            eta, state = optimizer.step_size(state, grads)
+            # the step size depends on the gradients only through their entries' squares
+            eta, state = optimizer.step_size(state, [ws.grad_flat])
+            ws.grad_flat *= eta
             for f, g in zip(factors, grads):
-                g *= eta
                 f -= g
             elapsed += eta
             t += 1
