@@ -7,11 +7,15 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
-from pathlib import Path
+from .threads import limit_blas_threads
+
+# before NumPy is imported (by the modules below): one BLAS thread unless the user says otherwise
+limit_blas_threads(1, override=False)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from .backend import DEVICES, DTYPES
 from .experiment import RunOutputs, TrainConfig, generate_ground_truth, generate_observations, run_dmf, run_min_nuclear_norm
@@ -19,12 +23,6 @@ from .io import DataFileError
 from .model import INITS
 from .optimizers import OPTIMIZERS
 from .problems import PROBLEMS
-
-
-def _pin_blas_threads() -> None:
-    # One BLAS thread per process: at d=100 more threads are slower; run processes side by side.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
 
 
 def _outputs(out: Path, record: bool) -> RunOutputs:
@@ -79,7 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _pin_blas_threads()
     args = build_parser().parse_args(argv)
     try:
         gt, obs = _data_paths(args)

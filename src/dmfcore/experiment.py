@@ -17,9 +17,12 @@ import json
 import logging
 import os
 import platform
+import time
+import traceback
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -252,6 +255,36 @@ def ground_truth_record(
     }
     write_json(metrics_path, record)
     return record
+
+
+@contextmanager
+def logged(log_path: str | os.PathLike) -> Iterator[None]:
+    """Run a step so that its log file always exists afterwards.
+
+    On success a log the step did not write itself gets a one-line note; on failure the
+    traceback is written to the log (and the exception re-raised), so a failed workflow
+    job points at a log that says why.
+    """
+    start = time.perf_counter()
+    try:
+        yield
+    except BaseException:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as fh:
+            fh.write(traceback.format_exc())
+        raise
+    if not Path(log_path).exists():
+        write_text(log_path, f"dmfcore {__version__}: done in {time.perf_counter() - start:.2f} s\n")
+
+
+def aggregate_records(
+    paths: list[str | os.PathLike], table_path: str | os.PathLike, experiment: str
+) -> Any:
+    """One Parquet table of an experiment's metrics records, one row per run."""
+    frame = read_records(paths)
+    frame["experiment"] = experiment
+    write_parquet(table_path, frame)
+    return frame
 
 
 def read_records(paths: list[str | os.PathLike]) -> Any:

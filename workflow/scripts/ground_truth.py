@@ -1,0 +1,9 @@
+from dmfcore.threads import limit_blas_threads
+
+limit_blas_threads(1)
+
+from dmfcore.experiment import generate_ground_truth, logged  # noqa: E402
+
+w = snakemake.wildcards
+with logged(snakemake.log[0]):
+    generate_ground_truth(snakemake.output[0], int(w.d1), int(w.d2), int(w.rank), int(w.seed))

@@ -1,0 +1,13 @@
+from dmfcore.threads import limit_blas_threads
+
+limit_blas_threads(1)
+
+from dmfcore.experiment import ground_truth_record, logged  # noqa: E402
+
+with logged(snakemake.log[0]):
+    ground_truth_record(
+        snakemake.input.ground_truth,
+        snakemake.input.observations,
+        snakemake.output.metrics,
+        seed=int(snakemake.wildcards.seed),
+    )

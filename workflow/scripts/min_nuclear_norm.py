@@ -1,0 +1,14 @@
+from dmfcore.threads import limit_blas_threads
+
+limit_blas_threads(snakemake.threads)
+
+from dmfcore.experiment import RunOutputs, logged, run_min_nuclear_norm  # noqa: E402
+
+out = snakemake.output
+with logged(snakemake.log[0]):
+    run_min_nuclear_norm(
+        snakemake.input.ground_truth,
+        snakemake.input.observations,
+        RunOutputs(out.matrix, out.metrics, snakemake.log[0]),
+        seed=int(snakemake.wildcards.seed),
+    )

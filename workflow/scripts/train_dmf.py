@@ -1,0 +1,32 @@
+from dmfcore.threads import limit_blas_threads
+
+limit_blas_threads(snakemake.threads)
+
+from dmfcore.experiment import RunOutputs, TrainConfig, logged, run_dmf  # noqa: E402
+
+w = snakemake.wildcards
+settings = snakemake.params.settings
+max_iters = int(w.max_iters)
+config = TrainConfig(
+    depth=int(w.depth),
+    init=w.init,
+    init_scale=float(w.init_scale),
+    lr=float(w.lr),
+    optimizer=w.optimizer,
+    seed=int(w.seed),
+    max_iters=max_iters,
+    loss_threshold=float(w.loss_threshold),
+    # record_every = 0: record only the first and the last step
+    record_every=settings["record_every"] or max_iters + 1,
+    top_k=settings["top_k"],
+    device=w.device,
+    dtype=w.dtype,
+)
+out = snakemake.output
+with logged(snakemake.log[0]):
+    run_dmf(
+        snakemake.input.ground_truth,
+        snakemake.input.observations,
+        config,
+        RunOutputs(out.matrix, out.metrics, snakemake.log[0], out.trajectory),
+    )
