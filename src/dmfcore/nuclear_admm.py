@@ -11,15 +11,17 @@ the (m, d1*d2) float64 matrix ``M``. Both are wrapped in a small operator with `
 For completion ``A A^* = I`` (distinct entries) and ``P`` overwrites the observed entries;
 for sensing ``A A^* = M M^T`` is factored once by Cholesky.
 
-ADMM on ``min ||X||_* + 1_F(Z)  s.t.  X = Z`` with scaled dual ``U``::
+ADMM on ``min ||X||_* + 1_F(Z)  s.t.  X = Z`` with scaled dual ``U`` and over-relaxation
+``alpha = 1.8`` (about 3x fewer iterations than ``alpha = 1`` at d = 100)::
 
-    X <- SVT_{1/rho}(Z - U)                       (prox of ||.||_* / rho)
-    Z <- P(X + U)
-    U <- U + X - Z  =  A^*(delta)                 (delta of the projection just done)
+    X  <- SVT_{1/rho}(Z - U)                      (prox of ||.||_* / rho)
+    Xh <- alpha X + (1 - alpha) Z
+    Z  <- P(Xh + U)
+    U  <- U + Xh - Z  =  A^*(delta)               (delta of the projection just done)
 
-so ``U`` always lies in ``range(A^*)``; hence ``P(X + U) = P(X)``: every ``Z`` is the projection
-of the current ``X`` onto ``F``, an exactly feasible primal point. ``rho`` is adapted by residual
-balancing (the scaled ``U`` and ``delta`` are rescaled with it).
+so ``U`` always lies in ``range(A^*)``; hence ``P(Xh + U) = P(Xh)``, and since ``P`` is affine,
+``P(X) = (Z_new - (1 - alpha) Z_old) / alpha``: both are exactly feasible primal points.
+``rho`` is adapted by residual balancing (the scaled ``U`` and ``delta`` are rescaled with it).
 
 Certificate. The dual problem is ``max y^T lam  s.t.  ||A^*(lam)||_op <= 1`` and weak duality
 ``y^T lam = <A^*(lam), W> <= ||A^*(lam)||_op ||W||_*`` holds for every feasible ``W``. At an
@@ -29,13 +31,14 @@ is the dual candidate, and for any ``lam`` with ``y^T lam > 0``
     lower = y^T lam / ||A^*(lam)||_op = -y^T delta / ||U||_op    (rho cancels)
 
 is a valid lower bound on the optimum (the scaled point is dual feasible); otherwise 0 is.
-The upper bound is ``||Z||_*``. The solver stops when ``(upper - lower) / upper <= tol``.
+The upper bound is ``min(||Z||_*, ||P(X)||_*)``. The solver stops when ``(upper - lower) / upper <= tol``.
 All arithmetic is float64 (float32 sensing matrices are converted once).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass
 
@@ -144,12 +147,13 @@ def measurement_map(obs: Observations) -> MeasurementMap:
         if m > d1 * d2:
             raise ValueError(f"A: {m} measurements of a {d1 * d2}-dimensional matrix are dependent")
         M = np.ascontiguousarray(a.reshape(m, d1 * d2), dtype=np.float64)  # a view if already float64
-        if not (np.all(np.isfinite(y)) and np.isfinite(M).all()):
+        gram = M @ M.T  # symmetric rank-k update (syrk); diag = ||A_k||_F^2 catches inf/nan
+        if not (np.all(np.isfinite(y)) and np.all(np.isfinite(np.diagonal(gram)))):
             raise ValueError("A, y: non-finite measurements")
-        gram = M @ M.T  # symmetric rank-k update (syrk)
         anorm = float(scipy.linalg.norm(gram, 1))
         try:
-            chol, _ = scipy.linalg.cho_factor(gram, lower=True, overwrite_a=True, check_finite=False)
+            # gram.T is the same symmetric matrix in Fortran order: LAPACK factors it in place
+            chol, _ = scipy.linalg.cho_factor(gram.T, lower=True, overwrite_a=True, check_finite=False)
         except np.linalg.LinAlgError:
             raise ValueError("A: the measurement matrices are linearly dependent") from None
         rcond, info = scipy.linalg.lapack.dpocon(chol, anorm, uplo="L")
@@ -161,9 +165,6 @@ def measurement_map(obs: Observations) -> MeasurementMap:
 
 # ----------------------------------------------------------------------------------------
 # Solver
-import os
-_ALPHA=float(os.environ.get('ALPHA','1'))
-_ADAPT=int(os.environ.get('ADAPT','1'))
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,14 @@ class CertifiedResult:
     solver: str
     status: str  # "optimal" (gap <= tol) or "max_iters"
     wall_seconds: float
+
+
+_RELAXATION = 1.8  # over-relaxation of the ADMM X-update, in (0, 2)
+_ADAPT_EVERY = 10  # iterations between residual-balancing checks
+_BALANCE = 10.0  # rho changes when the relative residuals differ by more than this factor
+_MAX_RHO_CHANGES = 50  # after this many changes rho stays fixed (keeps ADMM's convergence guarantee)
+_RHO_SCALE = 5.0  # default rho = _RHO_SCALE / ||P(0)||_op
+_TINY = 1e-300
 
 
 def singular_value_threshold(v: np.ndarray, threshold: float) -> np.ndarray:
@@ -208,12 +217,12 @@ def dual_lower_bound(y: np.ndarray, lam: np.ndarray, adjoint_lam: np.ndarray) ->
 
 
 def _check_args(tol: float, max_iters: int, rho: float | None, check_every: int) -> None:
-    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and 0.0 < tol < 1.0):
+    if not (isinstance(tol, numbers.Real) and math.isfinite(tol) and 0.0 < tol < 1.0):
         raise ValueError(f"tol must be in (0, 1), got {tol!r}")
     for name, value in (("max_iters", max_iters), ("check_every", check_every)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if rho is not None and not (isinstance(rho, (int, float)) and math.isfinite(rho) and rho > 0):
+    if rho is not None and not (isinstance(rho, numbers.Real) and math.isfinite(rho) and rho > 0):
         raise ValueError(f"rho must be a positive finite number or None, got {rho!r}")
 
 
@@ -227,23 +236,34 @@ def min_nuclear_norm_admm(
 ) -> CertifiedResult:
     """Minimum nuclear norm matrix with ``A(W) = y``, with a duality-gap certificate.
 
-    ADMM (singular value thresholding + projection onto ``{A(W) = y}``, residual-balanced
-    ``rho``); every ``check_every`` iterations the exactly feasible point ``Z = P(X)`` gives
-    the upper bound ``||Z||_*`` and the dual point ``lam = -rho delta`` the lower bound
-    ``y^T lam / ||A^*(lam)||_op``. Stops when ``(upper - lower) / upper <= tol``
-    (status "optimal") or after ``max_iters`` iterations (status "max_iters"); the result
-    holds the best bounds seen. ``rho=None`` picks ``1 / (0.1 ||P(0)||_op)``
-    from the minimum Frobenius norm feasible point ``P(0)``.
+    Over-relaxed ADMM (relaxation ``alpha = 1.8``: ``Xh = alpha X + (1 - alpha) Z``)::
+
+        X <- SVT_{1/rho}(Z - U),   Z <- P(Xh + U) = P(Xh),   U <- U + Xh - Z = A^*(delta)
+
+    with ``rho`` residual-balanced (doubled or halved, at most every 10 iterations and
+    ``_MAX_RHO_CHANGES`` times, when the relative primal residual ``||X - Z|| / max(||X||, ||Z||)``
+    and the relative dual residual ``||Z - Z_prev|| / ||U||`` differ by more than 10x).
+    Every ``check_every`` iterations the exactly feasible points ``Z`` and
+    ``P(X) = (Z - (1 - alpha) Z_prev) / alpha`` (``P`` is affine) give the upper bound
+    ``min ||.||_*`` and the dual point ``lam = -rho delta`` the lower bound
+    ``y^T lam / ||A^*(lam)||_op``. Stops when ``(upper - lower) / upper <= tol`` (status
+    "optimal") or after ``max_iters`` iterations (status "max_iters"). The result holds the
+    best bounds seen; its ``w`` is the best primal point projected once more (which only
+    removes rounding), ``nuclear_norm = ||w||_*``.
+
+    ``rho=None`` picks ``rho = 5 / ||P(0)||_op`` from the minimum Frobenius norm feasible point
+    ``P(0)`` (scale invariant: ``y -> c y`` gives ``rho -> rho / c``).
     """
     _check_args(tol, max_iters, rho, check_every)
     start = time.perf_counter()
     op = measurement_map(obs)
     y = op.y
+    alpha = _RELAXATION
 
     z, _, _ = op.project(np.zeros(op.shape))  # minimum Frobenius norm feasible point
     if rho is None:
         scale = _operator_norm(z)
-        rho = 1.0 / (0.1 * scale) if scale > 0 else 1.0
+        rho = _RHO_SCALE / scale if scale > 0 else 1.0
     rho = float(rho)
     u = np.zeros(op.shape)  # scaled dual, always A^*(delta)
     delta = np.zeros(op.m)
@@ -251,41 +271,38 @@ def min_nuclear_norm_admm(
     best_w, best_upper = z, _nuclear_norm(z)
     best_lower = 0.0
     gap = 1.0 if best_upper > 0 else 0.0
-    iterations = 0
-    mu, tau, adapt_every = 10.0, 2.0, 10
+    iterations = rho_changes = 0
     while gap > tol and iterations < max_iters:
         iterations += 1
         x = singular_value_threshold(z - u, 1.0 / rho)
         z_old = z
-        x_hat = x if _ALPHA == 1.0 else _ALPHA * x + (1.0 - _ALPHA) * z_old
+        x_hat = alpha * x + (1.0 - alpha) * z_old
         z, u, delta = op.project(x_hat + u)
 
         if iterations % check_every == 0 or iterations == max_iters:
-            upper = _nuclear_norm(z)
-            if upper < best_upper:
-                best_w, best_upper = z, upper
+            for candidate in (z, (z - (1.0 - alpha) * z_old) / alpha):
+                upper = _nuclear_norm(candidate)
+                if upper < best_upper:
+                    best_w, best_upper = candidate, upper
             best_lower = max(best_lower, dual_lower_bound(y, -delta, -u))
             gap = (best_upper - best_lower) / best_upper if best_upper > 0 else 0.0
             if verbose:
                 print(
-                    f"admm it {iterations:6d}  rho {rho:.3e}  upper {best_upper:.10e}  "
-                    f"lower {best_lower:.10e}  gap {gap:.3e}"
+                    f"admm it {iterations:6d}  rho {rho:.3e}  upper {best_upper:.12e}  "
+                    f"lower {best_lower:.12e}  gap {gap:.3e}"
                 )
 
-        if _ADAPT and iterations % adapt_every == 0:
-            # relative primal and dual residuals (rho cancels in the dual one)
-            r = np.linalg.norm(x - z) / max(np.linalg.norm(x), np.linalg.norm(z), 1e-300)
-            s = np.linalg.norm(z - z_old) / max(np.linalg.norm(u), 1e-300)
-            if r > mu * s:
-                rho *= tau
-                u = u / tau
-                delta = delta / tau
-            elif s > mu * r:
-                rho /= tau
-                u = u * tau
-                delta = delta * tau
+        if iterations % _ADAPT_EVERY == 0 and rho_changes < _MAX_RHO_CHANGES:
+            r = np.linalg.norm(x - z) / max(np.linalg.norm(x), np.linalg.norm(z), _TINY)
+            s = np.linalg.norm(z - z_old) / max(np.linalg.norm(u), _TINY)  # rho cancels
+            factor = 2.0 if r > _BALANCE * s else 0.5 if s > _BALANCE * r else 1.0
+            if factor != 1.0:
+                rho *= factor
+                u = u / factor
+                delta = delta / factor
+                rho_changes += 1
 
-    # one more projection removes the rounding left by the last one
+    # one more projection removes the rounding left by the iteration
     w, _, _ = op.project(best_w)
     upper = _nuclear_norm(w)
     gap = (upper - best_lower) / upper if upper > 0 else 0.0

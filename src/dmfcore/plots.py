@@ -81,7 +81,7 @@ def _panels(frame: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
 def figure1(frame: pd.DataFrame, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
     plt = _pyplot()
     panels = _panels(frame)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False, layout="constrained")
     problem = str(frame["problem"].iloc[0])
     for ax, (rank, sub) in zip(axes[0], panels):
         for label, runs in _dmf_groups(sub):
@@ -105,7 +105,7 @@ def figure2(frame: pd.DataFrame, png: str | os.PathLike, pdf: str | os.PathLike)
     panels = _panels(frame)
     columns = [("recon_error", "reconstruction error", True), ("nuclear_norm", "nuclear norm", False),
                ("effective_rank", "effective rank", False)]
-    fig, axes = plt.subplots(len(panels), 3, figsize=(15, 4 * len(panels)), squeeze=False)
+    fig, axes = plt.subplots(len(panels), 3, figsize=(15, 4 * len(panels)), squeeze=False, layout="constrained")
     problem = str(frame["problem"].iloc[0])
     for row, (rank, sub) in zip(axes, panels):
         for ax, (column, title, log) in zip(row, columns):
