@@ -39,3 +39,26 @@ def test_exact_feasibility_after_projection():
     res = min_nuclear_norm_completion(obs)
     np.testing.assert_array_equal(res.w[obs.rows, obs.cols], obs.values)
     assert res.status == "optimal"
+
+
+def test_solver_choice_by_size_and_agreement_on_small_sensing():
+    from dmfcore.convex import SCS_SENSING_MAX_ENTRIES, choose_solver, min_nuclear_norm
+    from dmfcore.problems import sample_sensing
+
+    w = low_rank_ground_truth(10, 10, 2, seed=3)
+    small = sample_sensing(w, 40, seed=0, dtype="float64")
+    assert choose_solver(small) == "cvxpy-scs"
+    assert choose_solver(sample_completion(w, 50, 0)) == "cvxpy-scs"
+    big_m = SCS_SENSING_MAX_ENTRIES // 100 + 1
+    assert choose_solver(sample_sensing(w, big_m, seed=0)) == "admm-svt"
+    scs = min_nuclear_norm(small, "cvxpy-scs")
+    admm = min_nuclear_norm(small, "admm-svt", tol=1e-8)
+    assert admm.solver == "admm-svt" and admm.relative_gap <= 1e-8
+    assert admm.lower_bound <= scs.nuclear_norm * (1 + 1e-6)
+    assert scs.nuclear_norm == pytest.approx(admm.nuclear_norm, rel=1e-6)
+    # both answers are exactly feasible
+    for res in (scs, admm):
+        a = small.A.reshape(40, -1)
+        assert np.max(np.abs(a @ res.w.reshape(-1) - small.y)) < 1e-9
+    with pytest.raises(ValueError, match="solver"):
+        min_nuclear_norm(small, "mosek")

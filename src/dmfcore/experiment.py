@@ -28,7 +28,7 @@ import numpy as np
 
 from . import __version__
 from .backend import resolve_backend
-from .convex import min_nuclear_norm_completion
+from .convex import min_nuclear_norm
 from .io import (
     load_ground_truth,
     load_observations,
@@ -202,27 +202,33 @@ def run_min_nuclear_norm(
     outputs: RunOutputs,
     labels: dict[str, Any] | None = None,
     seed: int = 0,
+    solver: str = "auto",
+    tol: float = 1e-6,
 ) -> dict[str, Any]:
-    """Solve the minimum nuclear norm problem for one observation set; write matrix, record, log."""
+    """Solve the minimum nuclear norm problem for one observation set; write matrix, record, log.
+
+    ``solver="auto"`` picks cvxpy + SCS or the certified first-order solver by size
+    (:func:`dmfcore.convex.choose_solver`); the record names the solver used.
+    """
     w_star = load_ground_truth(ground_truth_path)
     obs = load_observations(observations_path, shape=w_star.shape)
-    if not isinstance(obs, CompletionObservations):
-        raise NotImplementedError("minimum nuclear norm for sensing is not implemented yet")
-    res = min_nuclear_norm_completion(obs)
+    res = min_nuclear_norm(obs, solver, tol)
+    y = obs.values if isinstance(obs, CompletionObservations) else obs.y
     record = {
         **(labels or {}),
         **_data_labels(w_star, obs, ground_truth_path),
         "method": "nuclear_norm",
         "seed": seed,
-        "iterations": None,
+        "iterations": res.iterations,
         "converged": res.status == "optimal",
-        "train_loss": float(np.mean((observed_values(res.w, obs) - obs.values) ** 2)),
+        "train_loss": float(np.mean((observed_values(res.w, obs) - y) ** 2)),
         **summary(res.w, w_star),
         "wall_seconds": res.wall_seconds,
         "device": "cpu",
         "dtype": "float64",
         "solver": res.solver,
         "max_residual": res.max_residual,
+        "relative_gap": res.relative_gap,
         "dmfcore_version": __version__,
     }
     save_matrix(outputs.matrix, res.w)
@@ -230,7 +236,7 @@ def run_min_nuclear_norm(
     write_text(
         outputs.log,
         f"{res.solver}: status {res.status}, {res.wall_seconds:.2f} s, nuclear norm {res.nuclear_norm:.10g}, "
-        f"max residual before projection {res.max_residual:.3e}\n",
+        f"max residual {res.max_residual:.3e}, relative gap {res.relative_gap}\n",
     )
     return record
 
@@ -287,6 +293,31 @@ def aggregate_records(
     return frame
 
 
+TRAJECTORY_LABELS = ["problem", "d1", "d2", "rank", "n_obs", "seed", "depth", "init", "init_scale", "lr", "optimizer"]
+
+
+def aggregate_trajectories(
+    paths: list[str | os.PathLike], table_path: str | os.PathLike, experiment: str
+) -> Any:
+    """One Parquet table of an experiment's training trajectories, labelled by run.
+
+    Each ``trajectory.parquet`` is labelled from the ``metrics.json`` beside it.
+    """
+    import pandas as pd
+
+    frames = []
+    for p in paths:
+        record = json.loads((Path(p).parent / "metrics.json").read_text())
+        frame = pd.read_parquet(p).drop(columns=["depth"], errors="ignore")
+        for i, key in enumerate(TRAJECTORY_LABELS):
+            frame.insert(i, key, record[key])
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRAJECTORY_LABELS)
+    table.insert(0, "experiment", experiment)
+    write_parquet(table_path, table)
+    return table
+
+
 def read_records(paths: list[str | os.PathLike]) -> Any:
     """Metrics records (JSON files) as one pandas DataFrame, one row each, with fixed columns."""
     import pandas as pd
@@ -308,5 +339,5 @@ TABLE_COLUMNS = [
     "experiment", "problem", "d1", "d2", "rank", "n_obs", "method", "depth", "init", "init_scale",
     "lr", "optimizer", "seed", "iterations", "converged", "train_loss", "recon_error", "nuclear_norm",
     "effective_rank", "numerical_rank", "spectral_norm", "wall_seconds", "flow_time", "device", "dtype",
-    "solver", "max_residual", "dmfcore_version",
+    "solver", "max_residual", "relative_gap", "dmfcore_version",
 ]

@@ -6,6 +6,12 @@
 - ``figure2``: reconstruction error, nuclear norm and effective rank (columns) vs number of
   observations for every (depth, init scale) of the table, the minimum nuclear norm solution
   and the ground truth; one row per rank.
+- ``figure3`` (top row of the paper's Figure 3): the top singular values of the end-to-end
+  matrix against gradient-descent iterations, one panel per depth, for one observation set:
+  the smallest number of observations at which the deepest factorization recovers the ground
+  truth (mean reconstruction error below 1e-3; the largest number otherwise), the first rank
+  and seed. Deeper factorizations move the singular values more sharply one at a time
+  (rates proportional to sigma^(2 - 2/N)).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import pandas as pd
 
 from .io import atomic_path
 
-FIGURES = ("figure1", "figure2")
+FIGURES = ("figure1", "figure2", "figure3")
 
 _OBS_LABEL = {"completion": "number of observed entries", "sensing": "number of measurements"}
 _REFERENCE_STYLE = {
@@ -125,12 +131,56 @@ def figure2(frame: pd.DataFrame, png: str | os.PathLike, pdf: str | os.PathLike)
     plt.close(fig)
 
 
-def draw_figure(figure: str, table_path: str | os.PathLike, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
-    """Draw ``figure`` (one of :data:`FIGURES`) from a Parquet table into PNG and PDF files."""
+def _dynamics_setting(frame: pd.DataFrame) -> tuple[int, int, int]:
+    """(rank, n_obs, seed) shown by figure3 (see the module docstring)."""
+    runs = frame[frame["method"] == "dmf"]
+    rank = int(runs["rank"].min())
+    runs = runs[runs["rank"] == rank]
+    deepest = runs[runs["depth"] == runs["depth"].max()]
+    errors = deepest.groupby("n_obs")["recon_error"].mean().sort_index()
+    recovered = errors[errors < 1e-3]
+    n_obs = int(recovered.index[0] if len(recovered) else errors.index[-1])
+    return rank, n_obs, int(runs["seed"].min())
+
+
+def figure3(frame: pd.DataFrame, trajectories: pd.DataFrame, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
+    plt = _pyplot()
+    if frame.empty or trajectories.empty:
+        raise ValueError("figure3 needs recorded trajectories (record_every > 0)")
+    rank, n_obs, seed = _dynamics_setting(frame)
+    traj = trajectories[(trajectories["rank"] == rank) & (trajectories["n_obs"] == n_obs) & (trajectories["seed"] == seed)]
+    traj = traj[traj["init_scale"] == traj.groupby("depth")["init_scale"].transform("max")]
+    depths = sorted(int(d) for d in traj["depth"].unique())
+    sigma_cols = sorted((c for c in traj.columns if c.startswith("sigma_")), key=lambda c: int(c.split("_")[1]))
+    fig, axes = plt.subplots(1, len(depths), figsize=(4.5 * len(depths), 3.8), squeeze=False, layout="constrained")
+    problem = str(frame["problem"].iloc[0])
+    for ax, depth in zip(axes[0], depths):
+        run = traj[traj["depth"] == depth].sort_values("step")
+        for col in sigma_cols:
+            ax.plot(run["step"], run[col], linewidth=1.2)
+        ax.set_title(f"depth {depth}")
+        ax.set_xlabel("iteration")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("singular values of W")
+    fig.suptitle(f"{problem}, rank {rank}, {n_obs} observations, seed {seed}: top {len(sigma_cols)} singular values")
+    _save(fig, png, pdf)
+    plt.close(fig)
+
+
+def draw_figure(
+    figure: str,
+    table_path: str | os.PathLike,
+    trajectories_path: str | os.PathLike,
+    png: str | os.PathLike,
+    pdf: str | os.PathLike,
+) -> None:
+    """Draw ``figure`` (one of :data:`FIGURES`) from an experiment's tables into PNG and PDF files."""
     frame = pd.read_parquet(table_path)
     if figure == "figure1":
         figure1(frame, png, pdf)
     elif figure == "figure2":
         figure2(frame, png, pdf)
+    elif figure == "figure3":
+        figure3(frame, pd.read_parquet(trajectories_path), png, pdf)
     else:
         raise ValueError(f"figure must be one of {FIGURES}, got {figure!r}")

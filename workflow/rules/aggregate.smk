@@ -1,8 +1,10 @@
 rule aggregate:
     input:
-        metrics_files,
+        metrics=metrics_files,
+        trajectories=trajectory_files,
     output:
-        "results/tables/{experiment}.parquet",
+        table="results/tables/{experiment}.parquet",
+        trajectories="results/tables/{experiment}_trajectories.parquet",
     log:
         "results/logs/aggregate/{experiment}.log",
     conda:

@@ -13,6 +13,8 @@ rule min_nuclear_norm:
     resources:
         runtime=30,
         mem_mb=2000,
+    params:
+        tol=config.get("nuclear_norm_tol", 1.0e-8),
     script:
         "../scripts/min_nuclear_norm.py"
 

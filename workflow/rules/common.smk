@@ -42,7 +42,7 @@ wildcard_constraints:
     device="cpu|auto|torch-cpu|cuda(:[0-9]+)?",
     dtype="float32|float64",
     experiment="[A-Za-z][A-Za-z0-9_-]*",
-    figure="figure1|figure2",
+    figure="figure1|figure2|figure3",
 
 
 def number(x):
@@ -135,6 +135,14 @@ def metrics_files(wildcards):
         for baseline in EXPERIMENTS[name]["baselines"]:
             files.append(f"{RUN_BASE.format(**obs)}/{baseline}/metrics.json")
     return files
+
+
+def trajectory_files(wildcards):
+    """The recorded training dynamics of every run of an experiment."""
+    return [
+        f"{DMF_DIR.format(**run)}/trajectory.parquet"
+        for run in dmf_runs(wildcards.experiment)
+    ]
 
 
 # Settings of a run that are not in its path (they do not change its numbers). A run

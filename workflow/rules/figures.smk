@@ -1,6 +1,7 @@
 rule figure:
     input:
         table="results/tables/{experiment}.parquet",
+        trajectories="results/tables/{experiment}_trajectories.parquet",
         # the plotting code itself: editing it re-draws the figures (and nothing else)
         code=workflow.source_path("../../src/dmfcore/plots.py"),
     output:

@@ -11,4 +11,5 @@ with logged(snakemake.log[0]):
         snakemake.input.observations,
         RunOutputs(out.matrix, out.metrics, snakemake.log[0]),
         seed=int(snakemake.wildcards.seed),
+        tol=snakemake.params.tol,
     )
