@@ -266,3 +266,22 @@ def test_lint_and_format():
     fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"], cwd=REPO,
                          capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_tiny_sensing_workflow_with_dynamics_figure(tmp_path):
+    wf = _copy_workflow(tmp_path / "wf")
+    config = {"experiments": {"sense": {
+        "problem": "sensing", "shape": [10, 10], "ranks": [1], "n_obs": [30, 60], "depths": [2, 3],
+        "seeds": [0], "record_every": 100, "top_k": 4, "figures": ["figure1", "figure2", "figure3"],
+    }}}
+    snakemake(wf, "--cores", "2", "--configfile", str(_write_config(tmp_path / "s.yaml", config)))
+    table = pd.read_parquet(wf / "results/tables/sense.parquet")
+    dmf = table[table["method"] == "dmf"]
+    assert len(dmf) == 4 and dmf["converged"].all()
+    nn = table[table["method"] == "nuclear_norm"]
+    assert set(nn["solver"]) == {"cvxpy-scs"} and (nn["max_residual"] < 1e-6).all()
+    traj = pd.read_parquet(wf / "results/tables/sense_trajectories.parquet")
+    assert {"experiment", "n_obs", "depth", "step", "sigma_1", "sigma_4"} <= set(traj.columns)
+    assert set(traj["depth"]) == {2, 3}
+    for fig in ("figure1", "figure2", "figure3"):
+        assert (wf / f"results/figures/sense_{fig}.png").stat().st_size > 10_000
