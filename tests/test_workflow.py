@@ -222,12 +222,20 @@ def test_killed_workflow_resumes_without_redoing_finished_runs(tmp_path):
     proc = subprocess.Popen(SNAKEMAKE + ["--cores", "1", "--configfile", str(cfg)], cwd=wf,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     runs = wf / "results/runs"
+
+    def settled() -> dict:
+        # runs whose last file (run.log) was written 2 s ago: snakemake has registered them as
+        # complete by then (a run killed between its last write and that is rightly redone)
+        now = time.time()
+        return {p.parent / "metrics.json": p.parent.joinpath("metrics.json").stat().st_mtime_ns
+                for p in runs.rglob("dmf_*/run.log") if now - p.stat().st_mtime > 2}
+
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(runs.rglob("dmf_*/metrics.json"))) < 2:
+    while time.time() < deadline and len(settled()) < 2:
         time.sleep(0.2)
+    finished = settled()
     os.killpg(proc.pid, signal.SIGKILL)  # the hardest kill: snakemake and its running job
     proc.wait()
-    finished = {p: p.stat().st_mtime_ns for p in runs.rglob("dmf_*/metrics.json")}
     assert 2 <= len(finished) < len(_expected_runs(config))
     # a hard kill leaves snakemake's lock behind (a Ctrl-C does not): remove it, then start again
     snakemake(wf, "--unlock", "--configfile", str(cfg))

@@ -19,6 +19,10 @@ CONF_DIR=/etc/slurm
 CONF=$CONF_DIR/slurm.conf
 LOG_DIR=/var/log/slurm
 MUNGE_KEY=/etc/munge/munge.key
+# Pidfiles: $RUN_DIR/<daemon>.pid are ours (what stop.sh uses); the daemons
+# write their own into $NATIVE_DIR (munged: /run/munge), which they delete
+# early during shutdown, so they are copied once the daemon is up.
+NATIVE_DIR=$RUN_DIR/native
 MUNGE_PID_NATIVE=/run/munge/munged.pid   # written by munged (as user munge)
 MARKER="# managed by ci/slurm/start.sh"
 
@@ -28,13 +32,11 @@ die() { log "ERROR: $*"; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 
 # ---------------------------------------------------------------- helpers
-# alive PIDFILE COMM -> 0 if the pid in PIDFILE is a live (non-zombie)
-# process whose /proc/PID/comm is COMM. (kill -0 is not enough: stopped
-# daemons may linger as zombies when PID 1 does not reap them.)
-alive() {
-    local pidfile=$1 comm=$2 pid state
-    [ -s "$pidfile" ] || return 1
-    pid=$(tr -dc '0-9' < "$pidfile")
+# pid_alive PID COMM -> 0 if PID is a live (non-zombie) process whose
+# /proc/PID/comm is COMM. (kill -0 is not enough: stopped daemons may linger
+# as zombies when PID 1 does not reap them.)
+pid_alive() {
+    local pid=$1 comm=$2 state
     [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
     [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] || return 1
     # field 3 of /proc/PID/stat (after the ")" of the comm field) is the state
@@ -42,20 +44,28 @@ alive() {
     [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
+# alive PIDFILE COMM: pid_alive for the pid recorded in PIDFILE.
+alive() {
+    [ -s "$1" ] || return 1
+    pid_alive "$(tr -dc '0-9' < "$1")" "$2"
+}
+
 # stop_pidfile PIDFILE COMM: SIGTERM the daemon (only if the pid really is
-# COMM), wait up to 15 s, then SIGKILL. Removes the pidfile.
+# COMM), wait up to 20 s, then SIGKILL. Removes the pidfile.
 stop_pidfile() {
-    local pidfile=$1 comm=$2 pid i
+    local pidfile=$1 comm=$2 pid
     if alive "$pidfile" "$comm"; then
         pid=$(tr -dc '0-9' < "$pidfile")
         log "stopping $comm (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 150); do
-            alive "$pidfile" "$comm" || break
+        # wait on the PID, not the pidfile: slurmd/slurmctld delete their
+        # pidfile early in shutdown, then may take ~10 s more
+        for _ in $(seq 1 200); do
+            pid_alive "$pid" "$comm" || break
             sleep 0.1
         done
-        if alive "$pidfile" "$comm"; then
-            log "$comm (pid $pid) did not exit, sending SIGKILL"
+        if pid_alive "$pid" "$comm"; then
+            log "$comm (pid $pid) did not exit after 20 s, sending SIGKILL"
             kill -KILL "$pid" 2>/dev/null || true
             sleep 0.5
         fi
@@ -74,6 +84,22 @@ diagnostics() {
     scontrol show node "$NODENAME" >&2 2>&1 || true
     echo "===== processes =====" >&2
     ps -eo pid,stat,comm,args | grep -E 'slurm|munge' | grep -v grep >&2 || true
+}
+
+# start_daemon COMM NATIVE_PIDFILE CMD...: run CMD (which daemonizes and
+# writes NATIVE_PIDFILE), wait for it, record the PID in $RUN_DIR/COMM.pid.
+start_daemon() {
+    local comm=$1 native=$2
+    shift 2
+    rm -f "$native" "$RUN_DIR/$comm.pid"
+    log "starting $*"
+    "$@" || { diagnostics; die "'$*' failed"; }
+    for _ in $(seq 1 100); do
+        alive "$native" "$comm" && break
+        sleep 0.1
+    done
+    alive "$native" "$comm" || { diagnostics; die "$comm did not start (no live pid in $native)"; }
+    cp "$native" "$RUN_DIR/$comm.pid"
 }
 
 # ---------------------------------------------------------------- install
@@ -107,7 +133,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "install done"
 fi
 
-install -d -m 0755 "$RUN_DIR" "$LOG_DIR" "$CONF_DIR"
+install -d -m 0755 "$RUN_DIR" "$NATIVE_DIR" "$LOG_DIR" "$CONF_DIR"
 install -d -m 0755 /var/spool/slurmctld /var/spool/slurmd
 
 # ---------------------------------------------------------------- munge
@@ -129,14 +155,11 @@ if alive "$RUN_DIR/munged.pid" munged; then
 elif munge_ok; then
     log "a munged not started by this script is already serving; reusing it"
 else
-    rm -f "$RUN_DIR/munged.pid"
-    log "starting munged"
     # --force: start even if a stale socket/lock from a dead munged remains
-    runuser -u munge -- munged --force --pid-file="$MUNGE_PID_NATIVE"
-    for i in $(seq 1 50); do munge_ok && break; sleep 0.1; done
-    munge_ok || { diagnostics; die "munged did not come up"; }
-    cp "$MUNGE_PID_NATIVE" "$RUN_DIR/munged.pid"
-    alive "$RUN_DIR/munged.pid" munged || { diagnostics; die "munged pidfile does not point at munged"; }
+    start_daemon munged "$MUNGE_PID_NATIVE" \
+        runuser -u munge -- munged --force --pid-file="$MUNGE_PID_NATIVE"
+    for _ in $(seq 1 50); do munge_ok && break; sleep 0.1; done
+    munge_ok || { diagnostics; die "munged does not answer"; }
 fi
 
 # ---------------------------------------------------------------- slurm.conf
@@ -146,7 +169,7 @@ hw=$(slurmd -C | head -n 1)
 hwval() { sed -n "s/.*[[:space:]]$1=\([0-9]*\).*/\1/p" <<<"$hw"; }
 CPUS=$(hwval CPUs); SOCKETS=$(hwval SocketsPerBoard); BOARDS=$(hwval Boards)
 CORES=$(hwval CoresPerSocket); THREADS=$(hwval ThreadsPerCore); MEM=$(hwval RealMemory)
-[ -n "$CPUS" ] && [ -n "$MEM" ] && [ -n "$CORES" ] || die "cannot parse 'slurmd -C': $hw"
+{ [ -n "$CPUS" ] && [ -n "$MEM" ] && [ -n "$CORES" ]; } || die "cannot parse 'slurmd -C': $hw"
 SOCKETS=$(( ${SOCKETS:-1} * ${BOARDS:-1} ))
 # leave some memory headroom for the OS / the test runner
 MEM=$(( MEM - (MEM / 20 > 256 ? MEM / 20 : 256) ))
@@ -164,8 +187,8 @@ AuthType=auth/munge
 CredType=cred/munge
 SlurmctldPort=6817
 SlurmdPort=6818
-SlurmctldPidFile=$RUN_DIR/slurmctld.pid
-SlurmdPidFile=$RUN_DIR/slurmd.pid
+SlurmctldPidFile=$NATIVE_DIR/slurmctld.pid
+SlurmdPidFile=$NATIVE_DIR/slurmd.pid
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldLogFile=$LOG_DIR/slurmctld.log
@@ -214,14 +237,10 @@ if [ -n "$conf_changed" ]; then
 fi
 
 if ! alive "$RUN_DIR/slurmctld.pid" slurmctld; then
-    rm -f "$RUN_DIR/slurmctld.pid"
-    log "starting slurmctld"
-    slurmctld
+    start_daemon slurmctld "$NATIVE_DIR/slurmctld.pid" slurmctld
 fi
 if ! alive "$RUN_DIR/slurmd.pid" slurmd; then
-    rm -f "$RUN_DIR/slurmd.pid"
-    log "starting slurmd -N $NODENAME"
-    slurmd -N "$NODENAME"
+    start_daemon slurmd "$NATIVE_DIR/slurmd.pid" slurmd -N "$NODENAME"
 fi
 
 # ---------------------------------------------------------------- wait idle
@@ -241,14 +260,14 @@ while :; do
                 resumed=1
             fi ;;
     esac
+    for d in slurmctld slurmd; do
+        alive "$RUN_DIR/$d.pid" "$d" || { diagnostics; die "$d exited (see its log above)"; }
+    done
     if [ $((SECONDS - start)) -ge "$WAIT_S" ]; then
         diagnostics
         die "node $NODENAME not idle after ${WAIT_S}s (state: '${state:-none}')"
     fi
     sleep 0.2
-done
-for d in slurmctld slurmd; do
-    alive "$RUN_DIR/$d.pid" "$d" || { diagnostics; die "$d is not running"; }
 done
 
 node=$(scontrol show node "$NODENAME")

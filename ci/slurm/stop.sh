@@ -13,28 +13,34 @@ log() { echo "[slurm-ci] $*" >&2; }
 
 [ "$(id -u)" -eq 0 ] || { log "ERROR: must run as root"; exit 1; }
 
-alive() {
-    local pidfile=$1 comm=$2 pid state
-    [ -s "$pidfile" ] || return 1
-    pid=$(tr -dc '0-9' < "$pidfile")
+pid_alive() {
+    local pid=$1 comm=$2 state
     [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
     [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] || return 1
     state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
     [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
+# alive PIDFILE COMM: pid_alive for the pid recorded in PIDFILE.
+alive() {
+    [ -s "$1" ] || return 1
+    pid_alive "$(tr -dc '0-9' < "$1")" "$2"
+}
+
 stop_pidfile() {
-    local pidfile=$1 comm=$2 pid i
+    local pidfile=$1 comm=$2 pid
     if alive "$pidfile" "$comm"; then
         pid=$(tr -dc '0-9' < "$pidfile")
         log "stopping $comm (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 150); do
-            alive "$pidfile" "$comm" || break
+        # wait on the PID, not the pidfile: slurmd/slurmctld delete their
+        # pidfile early in shutdown, then may take ~10 s more
+        for _ in $(seq 1 200); do
+            pid_alive "$pid" "$comm" || break
             sleep 0.1
         done
-        if alive "$pidfile" "$comm"; then
-            log "$comm (pid $pid) did not exit after 15 s, sending SIGKILL"
+        if pid_alive "$pid" "$comm"; then
+            log "$comm (pid $pid) did not exit after 20 s, sending SIGKILL"
             kill -KILL "$pid" 2>/dev/null || true
             sleep 0.5
         fi
@@ -67,6 +73,19 @@ stepd_pids() {
     done
 }
 
+# descendants PID...: live descendants of the given PIDs (via PPid in
+# /proc/*/stat), i.e. the job processes started by a slurmstepd.
+descendants() {
+    cat /proc/[0-9]*/stat 2>/dev/null | awk -v roots="$*" '
+        { pid = $1; s = $0; sub(/.*\) /, "", s); split(s, a, " ");
+          if (a[1] != "Z") pp[pid] = a[2] }
+        END { n = split(roots, r, " "); for (i = 1; i <= n; i++) set[r[i]] = 1
+              do { changed = 0
+                   for (p in pp) if (!(p in set) && (pp[p] in set)) { set[p] = 1; out[p] = 1; changed = 1 }
+              } while (changed)
+              for (p in out) print p }'
+}
+
 # 1. Cancel all jobs of this cluster while slurmctld/slurmd are still up, so
 #    that no job step (slurmstepd + job processes) outlives the daemons.
 if alive "$RUN_DIR/slurmctld.pid" slurmctld; then
@@ -75,11 +94,13 @@ if alive "$RUN_DIR/slurmctld.pid" slurmctld; then
         log "cancelling jobs: $jobs"
         # shellcheck disable=SC2086
         scancel $jobs 2>/dev/null || true
-        t0=$SECONDS
-        while [ $((SECONDS - t0)) -lt "$CANCEL_WAIT_S" ]; do
-            [ -z "$(squeue -h -o %A 2>/dev/null)" ] && [ -z "$(stepd_pids)" ] && break
-            sleep 0.2
-        done
+        if alive "$RUN_DIR/slurmd.pid" slurmd; then
+            t0=$SECONDS
+            while [ $((SECONDS - t0)) -lt "$CANCEL_WAIT_S" ]; do
+                [ -z "$(squeue -h -o %A 2>/dev/null)" ] && [ -z "$(stepd_pids)" ] && break
+                sleep 0.2
+            done
+        fi
     fi
 fi
 
@@ -89,21 +110,27 @@ stop_pidfile "$RUN_DIR/slurmd.pid" slurmd
 stop_pidfile "$RUN_DIR/slurmctld.pid" slurmctld
 stop_pidfile "$RUN_DIR/munged.pid" munged
 
-# 3. Leftover job steps of our slurmd (only if cancelling did not finish them).
-left_steps=$(stepd_pids)
-if [ -n "$left_steps" ]; then
-    log "killing leftover slurmstepd of our slurmd: $(echo $left_steps)"
+# 3. Leftover job steps of our slurmd (only if cancelling did not end them,
+#    e.g. slurmd had died): their job processes first, then the slurmstepd.
+steps=$(stepd_pids)
+if [ -n "$steps" ]; then
+    # shellcheck disable=SC2086,SC2046
+    victims=$(printf '%s\n' $(descendants $steps) $steps | sort -un | tr '\n' ' ')
+    log "killing leftover job steps of our slurmd (pids $victims)"
+    declare -A vcomm=()
+    for p in $victims; do vcomm[$p]=$(cat "/proc/$p/comm" 2>/dev/null || true); done
     # shellcheck disable=SC2086
-    kill -TERM $left_steps 2>/dev/null || true
-    sleep 2
-    left_steps=$(stepd_pids)
+    kill -TERM $victims 2>/dev/null || true
+    for _ in $(seq 1 30); do
+        still=
+        for p in $victims; do pid_alive "$p" "${vcomm[$p]}" && still="$still $p"; done
+        [ -z "$still" ] && break
+        sleep 0.1
+    done
     # shellcheck disable=SC2086
-    [ -z "$left_steps" ] || kill -KILL $left_steps 2>/dev/null || true
+    [ -z "$still" ] || kill -KILL $still 2>/dev/null || true
 fi
 
-left=0
-for d in slurmd slurmctld munged; do
-    [ -e "$RUN_DIR/$d.pid" ] && left=1
-done
-[ "$left" -eq 0 ] && log "stopped (nothing of ours left running)"
+rm -rf "$RUN_DIR/native"
+log "stopped (nothing of ours left running)"
 exit 0
