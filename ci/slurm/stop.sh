@@ -9,46 +9,10 @@ RUN_DIR=${DMF_SLURM_RUN:-/run/dmf-slurm}
 SPOOL_DIR=/var/spool/slurmd            # SlurmdSpoolDir in start.sh's slurm.conf
 CANCEL_WAIT_S=${SLURM_CANCEL_WAIT_S:-20}
 
-log() { echo "[slurm-ci] $*" >&2; }
+# shellcheck source=ci/slurm/common.sh
+. "$(dirname "$0")/common.sh"
 
 [ "$(id -u)" -eq 0 ] || { log "ERROR: must run as root"; exit 1; }
-
-pid_alive() {
-    local pid=$1 comm=$2 state
-    [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] || return 1
-    state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
-    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
-
-# alive PIDFILE COMM: pid_alive for the pid recorded in PIDFILE.
-alive() {
-    [ -s "$1" ] || return 1
-    pid_alive "$(tr -dc '0-9' < "$1")" "$2"
-}
-
-stop_pidfile() {
-    local pidfile=$1 comm=$2 pid
-    if alive "$pidfile" "$comm"; then
-        pid=$(tr -dc '0-9' < "$pidfile")
-        log "stopping $comm (pid $pid)"
-        kill -TERM "$pid" 2>/dev/null || true
-        # wait on the PID, not the pidfile: slurmd/slurmctld delete their
-        # pidfile early in shutdown, then may take ~10 s more
-        for _ in $(seq 1 200); do
-            pid_alive "$pid" "$comm" || break
-            sleep 0.1
-        done
-        if pid_alive "$pid" "$comm"; then
-            log "$comm (pid $pid) did not exit after 20 s, sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 0.5
-        fi
-    elif [ -e "$pidfile" ]; then
-        log "$comm not running (stale pidfile $pidfile)"
-    fi
-    rm -f "$pidfile"
-}
 
 # PIDs of live slurmstepd processes of *our* slurmd: slurmstepd daemonizes
 # (its parent is PID 1) and blanks its environment, so it is identified by the
