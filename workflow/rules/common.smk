@@ -155,7 +155,9 @@ RUN_SETTINGS = {
 
 
 def training_settings(wildcards):
-    return RUN_SETTINGS[DMF_DIR.format(**dict(wildcards.items()))]
+    # a run asked for by its path alone (not in any experiment) gets the defaults
+    default = {k: EXPERIMENT_DEFAULTS[k] for k in ("record_every", "top_k")}
+    return RUN_SETTINGS.get(DMF_DIR.format(**dict(wildcards.items())), default)
 
 
 def figure_files():
