@@ -18,13 +18,6 @@ import numpy as np
 from .backend import namespace_of, to_numpy
 
 
-def top_singular_values(w: Any, k: int) -> np.ndarray:
-    """The ``k`` largest singular values of a backend matrix, as float64 NumPy."""
-    xp = namespace_of(w)
-    s = xp.linalg.svd(w, full_matrices=False)[1]
-    return to_numpy(s[:k]).astype(np.float64)
-
-
 def alignment_statistics(w: Any, grad_w: Any) -> dict[str, float]:
     """Mean and std of ``|diag|`` and ``|off-diag|`` entries of ``M = U^T grad l(W) V``.
 
@@ -45,7 +38,3 @@ def alignment_statistics(w: Any, grad_w: Any) -> dict[str, float]:
         "sigma": to_numpy(s).astype(np.float64),
     }
 
-
-def predicted_rate_exponent(depth: int) -> float:
-    """The exponent ``2 - 2/N`` in ``|d sigma/dt| ~ sigma^(2 - 2/N)``."""
-    return 2.0 - 2.0 / depth

@@ -48,6 +48,7 @@ from .problems import (
     low_rank_ground_truth,
     make_objective,
     max_constraint_residual,
+    observed_targets,
     observed_values,
     sample_completion,
     sample_sensing,
@@ -213,7 +214,6 @@ def run_min_nuclear_norm(
     w_star = load_ground_truth(ground_truth_path)
     obs = load_observations(observations_path, shape=w_star.shape)
     res = min_nuclear_norm(obs, solver, tol)
-    y = obs.values if isinstance(obs, CompletionObservations) else obs.y
     record = {
         **(labels or {}),
         **_data_labels(w_star, obs, ground_truth_path),
@@ -221,7 +221,7 @@ def run_min_nuclear_norm(
         "seed": seed,
         "iterations": res.iterations,
         "converged": res.status == "optimal",
-        "train_loss": float(np.mean((observed_values(res.w, obs) - y) ** 2)),
+        "train_loss": float(np.mean((observed_values(res.w, obs) - observed_targets(obs)) ** 2)),
         **summary(res.w, w_star),
         "wall_seconds": res.wall_seconds,
         "device": "cpu",

@@ -175,7 +175,3 @@ def load_observations(path: str | os.PathLike, shape: tuple[int, int] | None = N
         return SensingObservations(file_shape, a, y.astype(np.float64))
     _fail(path, f"unknown problem {problem!r} (expected 'completion' or 'sensing')")
     raise AssertionError  # unreachable
-
-
-def load_matrix(path: str | os.PathLike) -> np.ndarray:
-    return load_ground_truth(path)

@@ -117,10 +117,14 @@ def observed_values(w: np.ndarray, obs: Observations) -> np.ndarray:
     return obs.A.reshape(obs.m, -1) @ w.reshape(-1)
 
 
+def observed_targets(obs: Observations) -> np.ndarray:
+    """The observed values ``y_k`` (completion: the entries; sensing: the measurements)."""
+    return obs.values if isinstance(obs, CompletionObservations) else obs.y
+
+
 def max_constraint_residual(w: np.ndarray, obs: Observations) -> float:
     """``max_k |pred_k(W) - y_k|``."""
-    y = obs.values if isinstance(obs, CompletionObservations) else obs.y
-    return float(np.max(np.abs(observed_values(w, obs) - y)))
+    return float(np.max(np.abs(observed_values(w, obs) - observed_targets(obs))))
 
 
 # ----------------------------------------------------------------------------------------
@@ -151,10 +155,6 @@ class CompletionObjective:
         g[...] = 0
         g[self.flat_index_t] = r
         return loss
-
-    def loss(self, w: Any) -> float:
-        r = w.reshape(-1)[self.flat_index] - self.y
-        return float(r @ r) / self.m
 
 
 @dataclass(frozen=True)
@@ -187,11 +187,6 @@ class SensingObjective:
         r *= 2.0 / self.m
         xp.matmul(self.A_t.T, r, out=grad_t.reshape(-1))
         return loss
-
-    def loss(self, w: Any) -> float:
-        self.w_t[...] = w.T
-        r = self.A_t @ self.w_t.reshape(-1) - self.y
-        return float(r @ r) / self.m
 
 
 Objective = CompletionObjective | SensingObjective
