@@ -230,8 +230,8 @@ def test_jobs_go_through_sbatch_in_bundles(cluster_run):
 def test_cluster_results_match_a_local_run(cluster_run):
     local_wf, cluster_wf, _, _ = cluster_run
     keys = ["method", "n_obs", "seed", "depth", "init_scale"]
-    local = pd.read_parquet(local_wf / "results/tables/tiny.parquet").sort_values(keys).reset_index(drop=True)
-    cluster = pd.read_parquet(cluster_wf / "results/tables/tiny.parquet").sort_values(keys).reset_index(drop=True)
+    local = pd.read_parquet(local_wf / "results/default/tables/tiny.parquet").sort_values(keys).reset_index(drop=True)
+    cluster = pd.read_parquet(cluster_wf / "results/default/tables/tiny.parquet").sort_values(keys).reset_index(drop=True)
     assert len(cluster) == len(local) > 0
     assert cluster[keys].equals(local[keys])
     dmf = (local["method"] == "dmf").to_numpy()
@@ -257,7 +257,7 @@ def test_failing_run_is_reported(cluster_run, tmp_path):
     assert res.returncode != 0, out[-3000:]
     assert len(_submitted(out)) == 1, out[-3000:]
     assert "Error in rule train_dmf" in out or "Error in group train_completion_cpu" in out, out[-3000:]
-    run_log = re.search(r"log: (results/runs/\S+_gd_lr1000_\S+/run\.log)", out)
+    run_log = re.search(r"log: (results/runs/\S+_gd_lr1000\.0_\S+/run\.log)", out)
     assert run_log, out[-3000:]
     assert "TrainingDivergedError" in (wf / run_log.group(1)).read_text()
     slurm_log = next(iter(_submitted(out).values()))

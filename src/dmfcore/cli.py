@@ -18,6 +18,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from .backend import DEVICES, DTYPES
+from .convex import NUCLEAR_NORM_TOL
 from .experiment import RunOutputs, TrainConfig, generate_ground_truth, generate_observations, run_dmf, run_min_nuclear_norm
 from .io import DataFileError
 from .model import INITS
@@ -30,13 +31,13 @@ def _outputs(out: Path, record: bool) -> RunOutputs:
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--problem", choices=PROBLEMS, default="completion")
+    p.add_argument("--problem", choices=PROBLEMS, default="completion", help="problem")
     p.add_argument("--d", type=int, default=100, help="square size d (d1 = d2 = d)")
     p.add_argument("--d1", type=int, help="rows (overrides --d)")
     p.add_argument("--d2", type=int, help="columns (overrides --d)")
-    p.add_argument("--rank", type=int, default=5)
+    p.add_argument("--rank", type=int, default=5, help="ground-truth rank")
     p.add_argument("--n-obs", type=int, default=2000, help="observed entries / measurements")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of data and initialization")
     p.add_argument("--ground-truth", type=Path, help="existing ground truth .npz (skips generation)")
     p.add_argument("--observations", type=Path, help="existing observations .npz (skips generation)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
@@ -56,23 +57,40 @@ def _data_paths(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dmf", description="Deep matrix factorization: one run outside Snakemake.")
+    parser = argparse.ArgumentParser(
+        prog="dmf", description="Deep matrix factorization: one run outside Snakemake.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="train one deep factorization and write matrix, metrics, log (and trajectory)")
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    run = sub.add_parser(
+        "run", help="train one deep factorization and write matrix, metrics, log (and trajectory)",
+        formatter_class=defaults,
+    )
     _data_args(run)
-    run.add_argument("--depth", type=int, default=3)
-    run.add_argument("--init", choices=INITS, default="gaussian")
-    run.add_argument("--init-scale", type=float, default=1e-3)
-    run.add_argument("--lr", type=float, default=1e-3)
-    run.add_argument("--optimizer", choices=OPTIMIZERS, default="group_rmsprop")
-    run.add_argument("--max-iters", type=int, default=1_000_000)
-    run.add_argument("--loss-threshold", type=float, default=1e-6)
-    run.add_argument("--record-every", type=int, default=0, help="record dynamics every k steps (0: off)")
-    run.add_argument("--top-k", type=int, default=10, help="singular values recorded")
-    run.add_argument("--device", choices=DEVICES, default="cpu")
-    run.add_argument("--dtype", choices=DTYPES, default="float32")
-    nn = sub.add_parser("nuclear-norm", help="minimum nuclear norm baseline (cvxpy + SCS)")
+    # defaults: the library's own (TrainConfig, NUCLEAR_NORM_TOL), shared with the workflow
+    run.add_argument("--depth", type=int, default=3, help="factorization depth N (1: train W itself)")
+    run.add_argument("--init", choices=INITS, default=TrainConfig.init, help="initialization")
+    run.add_argument("--init-scale", type=float, default=TrainConfig.init_scale, help="scale of the initial product")
+    run.add_argument("--lr", type=float, default=TrainConfig.lr, help="learning rate")
+    run.add_argument("--optimizer", choices=OPTIMIZERS, default=TrainConfig.optimizer, help="optimizer")
+    run.add_argument("--max-iters", type=int, default=TrainConfig.max_iters, help="at most this many updates")
+    run.add_argument("--loss-threshold", type=float, default=TrainConfig.loss_threshold, help="stop at this train loss")
+    run.add_argument(
+        "--record-every", type=int, default=TrainConfig.record_every,
+        help="record dynamics every k steps into trajectory.parquet (0: no trajectory)",
+    )
+    run.add_argument("--top-k", type=int, default=TrainConfig.top_k, help="singular values recorded")
+    run.add_argument("--device", choices=DEVICES, default=TrainConfig.device, help="where to train")
+    run.add_argument("--dtype", choices=DTYPES, default=TrainConfig.dtype, help="training precision")
+    nn = sub.add_parser(
+        "nuclear-norm", help="minimum nuclear norm baseline (cvxpy + SCS or certified ADMM, chosen by size)",
+        formatter_class=defaults,
+    )
     _data_args(nn)
+    nn.add_argument(
+        "--tol", type=float, default=NUCLEAR_NORM_TOL, help="relative duality gap of the first-order solver"
+    )
     return parser
 
 
@@ -89,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             record = run_dmf(gt, obs, config, _outputs(args.out, args.record_every > 0), {"experiment": "cli"})
         else:
-            record = run_min_nuclear_norm(gt, obs, _outputs(args.out, False), {"experiment": "cli"}, args.seed)
+            record = run_min_nuclear_norm(
+                gt, obs, _outputs(args.out, False), {"experiment": "cli"}, args.seed, tol=args.tol
+            )
     except (ValueError, DataFileError, RuntimeError, FloatingPointError) as exc:
         print(f"dmf: error: {exc}", file=sys.stderr)
         return 2

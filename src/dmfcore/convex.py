@@ -82,6 +82,11 @@ def _solve_scs(obs: Observations, eps: float, max_iters: int, verbose: bool) -> 
     )
 
 
+# The relative duality gap at which the first-order solver stops: the project's one default
+# (the workflow's `nuclear_norm_tol`, the command line and the library all take it from here).
+NUCLEAR_NORM_TOL = 1e-8
+
+
 def choose_solver(obs: Observations) -> str:
     """``cvxpy-scs`` for completion and small sensing instances, ``admm-svt`` otherwise."""
     if isinstance(obs, SensingObservations) and obs.m * obs.shape[0] * obs.shape[1] > SCS_SENSING_MAX_ENTRIES:
@@ -89,7 +94,7 @@ def choose_solver(obs: Observations) -> str:
     return "cvxpy-scs"
 
 
-def min_nuclear_norm(obs: Observations, solver: str = "auto", tol: float = 1e-6) -> ConvexResult:
+def min_nuclear_norm(obs: Observations, solver: str = "auto", tol: float = NUCLEAR_NORM_TOL) -> ConvexResult:
     """Minimum nuclear norm solution with the given (or automatically chosen) solver.
 
     ``tol`` is the first-order solver's relative duality gap; SCS runs at eps 1e-8.

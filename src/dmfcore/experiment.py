@@ -6,8 +6,11 @@
 - :func:`run_min_nuclear_norm`, :func:`ground_truth_record`: the reference rows.
 
 Seeds: seed ``s`` of an experiment draws the ground truth from ``s``, the observations
-from ``(s, n_obs)`` and the initialization from ``(s, depth)``; every depth and the
-baseline of seed ``s`` therefore share the ground truth and the observation set (paired).
+from ``(s, n_obs)`` and the initialization from ``(s, depth, 1)`` (:func:`stream_seed`); every
+depth and the baseline of seed ``s`` therefore share the ground truth and the observation set
+(paired), and no two streams coincide.
+
+Every record carries ``code_fingerprint`` and ``code_commit`` (:mod:`dmfcore.provenance`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 
 from . import __version__
 from .backend import resolve_backend
-from .convex import min_nuclear_norm
+from .convex import NUCLEAR_NORM_TOL, min_nuclear_norm
 from .io import (
     load_ground_truth,
     load_observations,
@@ -53,7 +56,25 @@ from .problems import (
     sample_completion,
     sample_sensing,
 )
+from .provenance import StaleResultError, code_commit, code_fingerprint
 from .training import train
+
+# Random streams of a seed s, as numpy SeedSequence entropy. numpy pads entropy with zeros,
+# so (s, k) and (s, k, 0) are one stream: each stream ends with its own tag, except the
+# observations' (s, n_obs), kept as it was so that existing data files stay valid. The ground
+# truth's stream is s itself, i.e. (s, 0): no stream has key 0 (n_obs, depth, n_train >= 1).
+STREAM_TAGS = {"observations": 0, "init": 1, "split": 2}
+
+
+def stream_seed(seed: int, stream: str, key: int) -> tuple[int, ...]:
+    """The seed of random stream ``stream`` (see :data:`STREAM_TAGS`) for ``key`` (n_obs, depth...)."""
+    tag = STREAM_TAGS[stream]
+    return (seed, key) if tag == 0 else (seed, key, tag)
+
+
+def provenance() -> dict[str, Any]:
+    """The columns that say which code computed a record."""
+    return {"code_fingerprint": code_fingerprint(), "code_commit": code_commit(), "dmfcore_version": __version__}
 
 
 def generate_ground_truth(path: str | os.PathLike, d1: int, d2: int, rank: int, seed: int, symmetric: bool = False) -> None:
@@ -65,9 +86,9 @@ def generate_observations(
 ) -> None:
     w_star = load_ground_truth(ground_truth_path)
     if problem == "completion":
-        obs = sample_completion(w_star, n_obs, seed=(seed, n_obs))
+        obs = sample_completion(w_star, n_obs, seed=stream_seed(seed, "observations", n_obs))
     elif problem == "sensing":
-        obs = sample_sensing(w_star, n_obs, seed=(seed, n_obs))
+        obs = sample_sensing(w_star, n_obs, seed=stream_seed(seed, "observations", n_obs))
     else:
         raise ValueError(f"problem must be one of {PROBLEMS}, got {problem!r}")
     save_observations(path, obs, seed)
@@ -75,7 +96,11 @@ def generate_observations(
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines one training run besides its data."""
+    """Everything that defines one training run besides its data.
+
+    The defaults here are the project's only defaults for a run: the command line and the
+    workflow take theirs from this class.
+    """
 
     depth: int
     init: str = "gaussian"
@@ -85,7 +110,7 @@ class TrainConfig:
     seed: int = 0
     max_iters: int = 1_000_000
     loss_threshold: float = 1e-6
-    record_every: int = 0
+    record_every: int = 1000
     top_k: int = 10
     width: int | None = None
     device: str = "cpu"
@@ -147,16 +172,18 @@ def run_dmf(
     log.info("data: %s, %s", ground_truth_path, observations_path)
     log.info("config: %s", json.dumps(asdict(config), sort_keys=True))
     optimizer = make_optimizer(config.optimizer, config.lr)
-    factors = init_factors(w_star.shape, config.depth, config.init, config.init_scale, (config.seed, config.depth), config.width)
+    init_seed = stream_seed(config.seed, "init", config.depth)
+    factors = init_factors(w_star.shape, config.depth, config.init, config.init_scale, init_seed, config.width)
     result = train(
         make_objective(obs, backend),
         [backend.asarray(f) for f in factors],
         optimizer,
         max_iters=config.max_iters,
         loss_threshold=config.loss_threshold,
-        record_every=config.record_every,
+        # a trajectory file with record_every = 0 holds the first and the last step
+        record_every=(config.record_every or config.max_iters + 1) if outputs.trajectory else 0,
         top_k=config.top_k,
-        ground_truth=backend.asarray(w_star) if config.record_every else None,
+        ground_truth=backend.asarray(w_star) if outputs.trajectory else None,
     )
     record = {
         **(labels or {}),
@@ -178,7 +205,9 @@ def run_dmf(
         "dtype": config.dtype,
         "solver": config.optimizer,
         "max_residual": max_constraint_residual(result.w, obs),
-        "dmfcore_version": __version__,
+        "record_every": config.record_every,
+        "top_k": config.top_k,
+        **provenance(),
     }
     log.info(
         "done: %d iterations, converged=%s, train loss %.3e, recon error %.3e, %.2f s (%.1f us/iter)",
@@ -204,7 +233,7 @@ def run_min_nuclear_norm(
     labels: dict[str, Any] | None = None,
     seed: int = 0,
     solver: str = "auto",
-    tol: float = 1e-6,
+    tol: float = NUCLEAR_NORM_TOL,
 ) -> dict[str, Any]:
     """Solve the minimum nuclear norm problem for one observation set; write matrix, record, log.
 
@@ -229,7 +258,8 @@ def run_min_nuclear_norm(
         "solver": res.solver,
         "max_residual": res.max_residual,
         "relative_gap": res.relative_gap,
-        "dmfcore_version": __version__,
+        "tol": tol,
+        **provenance(),
     }
     save_matrix(outputs.matrix, res.w)
     write_json(outputs.metrics, record)
@@ -257,7 +287,7 @@ def ground_truth_record(
         "method": "ground_truth",
         "seed": seed,
         **summary(w_star, w_star),
-        "dmfcore_version": __version__,
+        **provenance(),
     }
     write_json(metrics_path, record)
     return record
@@ -283,11 +313,43 @@ def logged(log_path: str | os.PathLike) -> Iterator[None]:
         write_text(log_path, f"dmfcore {__version__}: done in {time.perf_counter() - start:.2f} s\n")
 
 
+def check_provenance(
+    records: list[dict[str, Any]], paths: list[str | os.PathLike], expected_fingerprint: str
+) -> None:
+    """Fail, listing them, if any record was computed by other code than ``expected_fingerprint``.
+
+    A table never mixes results of different code: the message lists the stale results and
+    the command that recomputes them.
+    """
+    stale = [str(p) for p, r in zip(paths, records) if r.get("code_fingerprint") != expected_fingerprint]
+    if not stale:
+        return
+    found = sorted({str(r.get("code_fingerprint")) for p, r in zip(paths, records) if str(p) in stale})
+    listing = "\n  ".join(stale)
+    raise StaleResultError(
+        f"{len(stale)} of {len(records)} results were computed by other code (code fingerprint "
+        f"{', '.join(found)}; the code now is {expected_fingerprint}), so they cannot go into one "
+        f"table with the others. Snakemake reruns a job whose code changed unless its metadata "
+        f"(.snakemake/) was lost or --rerun-triggers excludes params; recompute them with\n"
+        f"  snakemake --cores all --forcerun {' '.join(stale)}\nStale results:\n  {listing}"
+    )
+
+
 def aggregate_records(
-    paths: list[str | os.PathLike], table_path: str | os.PathLike, experiment: str
+    paths: list[str | os.PathLike],
+    table_path: str | os.PathLike,
+    experiment: str,
+    expected_fingerprint: str | None = None,
 ) -> Any:
-    """One Parquet table of an experiment's metrics records, one row per run."""
-    frame = read_records(paths)
+    """One Parquet table of an experiment's metrics records, one row per run.
+
+    With ``expected_fingerprint``, every record must come from that code
+    (:func:`check_provenance`).
+    """
+    records = read_records(paths)
+    if expected_fingerprint is not None:
+        check_provenance(records, paths, expected_fingerprint)
+    frame = records_frame(records)
     frame["experiment"] = experiment
     write_parquet(table_path, frame)
     return frame
@@ -297,17 +359,29 @@ TRAJECTORY_LABELS = ["problem", "d1", "d2", "rank", "n_obs", "seed", "depth", "i
 
 
 def aggregate_trajectories(
-    paths: list[str | os.PathLike], table_path: str | os.PathLike, experiment: str
+    paths: list[str | os.PathLike],
+    table_path: str | os.PathLike,
+    experiment: str,
+    recording: dict[str, int] | None = None,
 ) -> Any:
     """One Parquet table of an experiment's training trajectories, labelled by run.
 
-    Each ``trajectory.parquet`` is labelled from the ``metrics.json`` beside it.
+    Each ``trajectory.parquet`` is labelled from the ``metrics.json`` beside it. With
+    ``recording`` (``{"record_every": k, "top_k": j}``), every run must have been recorded
+    with exactly those settings.
     """
     import pandas as pd
 
     frames = []
     for p in paths:
         record = json.loads((Path(p).parent / "metrics.json").read_text())
+        if recording is not None:
+            found = {key: record.get(key) for key in recording}
+            if found != recording:
+                raise StaleResultError(
+                    f"{p}: recorded with {found}, but experiment {experiment} asks for {recording}; "
+                    f"recompute it with: snakemake --cores all --forcerun {p}"
+                )
         frame = pd.read_parquet(p).drop(columns=["depth"], errors="ignore")
         for i, key in enumerate(TRAJECTORY_LABELS):
             frame.insert(i, key, record[key])
@@ -318,17 +392,24 @@ def aggregate_trajectories(
     return table
 
 
-def read_records(paths: list[str | os.PathLike]) -> Any:
-    """Metrics records (JSON files) as one pandas DataFrame, one row each, with fixed columns."""
-    import pandas as pd
-
-    rows = []
+def read_records(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:
+    """Metrics records (JSON files), one dict each; an unreadable file is named."""
+    records = []
     for p in paths:
         try:
-            rows.append(json.loads(Path(p).read_text()))
+            records.append(json.loads(Path(p).read_text()))
         except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{p}: unreadable metrics record ({exc})") from exc
-    frame = pd.DataFrame(rows)
+            raise ValueError(
+                f"{p}: unreadable metrics record ({exc}); delete it and rerun snakemake to recompute it"
+            ) from exc
+    return records
+
+
+def records_frame(records: list[dict[str, Any]]) -> Any:
+    """Records as one pandas DataFrame, one row each, with the :data:`TABLE_COLUMNS` first."""
+    import pandas as pd
+
+    frame = pd.DataFrame(records)
     for col in TABLE_COLUMNS:
         if col not in frame:
             frame[col] = None
@@ -339,5 +420,6 @@ TABLE_COLUMNS = [
     "experiment", "problem", "d1", "d2", "rank", "n_obs", "method", "depth", "init", "init_scale",
     "lr", "optimizer", "seed", "iterations", "converged", "train_loss", "recon_error", "nuclear_norm",
     "effective_rank", "numerical_rank", "spectral_norm", "wall_seconds", "flow_time", "device", "dtype",
-    "solver", "max_residual", "relative_gap", "dmfcore_version",
+    "solver", "max_residual", "relative_gap", "tol", "record_every", "top_k", "code_fingerprint",
+    "code_commit", "dmfcore_version",
 ]

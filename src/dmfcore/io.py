@@ -112,7 +112,10 @@ def _open_npz(path: str | os.PathLike, required: tuple[str, ...]) -> dict[str, n
         with np.load(path, allow_pickle=False) as npz:
             data = {k: npz[k] for k in npz.files}
     except Exception as exc:  # zipfile/pickle/format errors all mean the same to a user
-        raise DataFileError(f"{path}: not a readable .npz file ({exc})") from exc
+        raise DataFileError(
+            f"{path}: not a readable .npz file ({exc}); if the workflow made it, delete it and rerun "
+            "snakemake to regenerate it"
+        ) from exc
     missing = [k for k in required if k not in data]
     if missing:
         raise DataFileError(f"{path}: missing array(s) {missing}; has {sorted(data)}")

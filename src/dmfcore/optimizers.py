@@ -90,12 +90,10 @@ def group_rmsprop(lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-4) -> O
     return Optimizer("group_rmsprop", init, step_size)
 
 
-def make_optimizer(name: str, lr: float | None = None) -> Optimizer:
-    """Optimizer by name; ``lr=None`` takes the default (1e-3 for group_rmsprop; required for gd)."""
+def make_optimizer(name: str, lr: float) -> Optimizer:
+    """Optimizer by name with learning rate ``lr`` (defaults live in :class:`dmfcore.experiment.TrainConfig`)."""
     if name == "gd":
-        if lr is None:
-            raise ValueError("optimizer 'gd' needs an explicit lr")
         return gd(lr)
     if name == "group_rmsprop":
-        return group_rmsprop(1e-3 if lr is None else lr)
+        return group_rmsprop(lr)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")

@@ -28,6 +28,13 @@ class TrainingDivergedError(FloatingPointError):
 
 @dataclass
 class TrainResult:
+    """The outcome of :func:`train`.
+
+    ``w``, ``train_loss`` and ``factors`` all belong to the last step evaluated: the
+    loop stops before updating, so ``w`` is the product ``W_N ... W_1`` of ``factors``
+    and ``train_loss`` is ``l(w)``, after ``iterations`` updates.
+    """
+
     w: np.ndarray  # final end-to-end matrix (float64 NumPy)
     iterations: int
     converged: bool
@@ -35,6 +42,7 @@ class TrainResult:
     wall_seconds: float
     elapsed_time: float  # gradient-flow time: sum of step sizes
     trajectory: dict[str, list] = field(default_factory=dict)  # column -> values, empty if not recorded
+    factors: list[np.ndarray] = field(default_factory=list)  # final W_1 .. W_N (float64 NumPy copies)
 
 
 def _record(
@@ -66,6 +74,9 @@ def train(
     ground_truth: Any = None,
 ) -> TrainResult:
     """Train the factors (backend arrays; copied, not modified) on ``objective``.
+
+    Returns the final end-to-end matrix, loss and factors ``W_1 .. W_N`` (float64 NumPy
+    copies, the ones that produced the final ``w``) with the number of updates applied.
 
     ``record_every = k > 0`` records, every k steps and at the last step: step, elapsed
     gradient-flow time, train loss, test error (when ``ground_truth``, a backend array,
@@ -122,5 +133,6 @@ def train(
             t += 1
     synchronize(w)
     wall = time.perf_counter() - start
-    w_final = to_numpy(w).astype(np.float64)
-    return TrainResult(w_final, t, bool(converged), float(loss), wall, elapsed, traj)
+    w_final = to_numpy(w).astype(np.float64)  # astype copies: w may be a workspace buffer
+    factors_final = [to_numpy(f).astype(np.float64) for f in factors]
+    return TrainResult(w_final, t, bool(converged), float(loss), wall, elapsed, traj, factors=factors_final)

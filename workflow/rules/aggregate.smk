@@ -3,14 +3,18 @@ rule aggregate:
         metrics=metrics_files,
         trajectories=trajectory_files,
     output:
-        table="results/tables/{experiment}.parquet",
-        trajectories="results/tables/{experiment}_trajectories.parquet",
+        table=f"{OUT}/tables/{{experiment}}.parquet",
+        trajectories=f"{OUT}/tables/{{experiment}}_trajectories.parquet",
     log:
-        "results/logs/aggregate/{experiment}.log",
+        f"{OUT}/logs/aggregate/{{experiment}}.log",
     conda:
         "../../envs/dmf.yaml"
     resources:
         runtime=5,
         mem_mb=1000,
+    params:
+        # every row must come from this code, every trajectory from this recording
+        code=CODE,
+        recording=lambda wc: recording(wc.experiment),
     script:
         "../scripts/aggregate.py"

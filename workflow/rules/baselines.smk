@@ -14,7 +14,8 @@ rule min_nuclear_norm:
         runtime=30,
         mem_mb=2000,
     params:
-        tol=config.get("nuclear_norm_tol", 1.0e-8),
+        tol=NUCLEAR_NORM_TOLERANCE,
+        code=CODE,
     script:
         "../scripts/min_nuclear_norm.py"
 
@@ -32,5 +33,7 @@ rule ground_truth_row:
     resources:
         runtime=5,
         mem_mb=500,
+    params:
+        code=CODE,
     script:
         "../scripts/ground_truth_row.py"

@@ -1,21 +1,38 @@
 """Helpers shared by the rules: the config's experiments expanded into runs and paths."""
 
 import itertools
+from types import SimpleNamespace as Namespace
 
+from dmfcore.convex import NUCLEAR_NORM_TOL
+from dmfcore.experiment import TrainConfig
+from dmfcore.provenance import code_fingerprint
+
+# A run's defaults are the library's (dmfcore.experiment.TrainConfig): one place for them.
 EXPERIMENT_DEFAULTS = {
-    "init": "gaussian",
-    "init_scales": [0.001],
-    "lrs": [0.001],
-    "optimizer": "group_rmsprop",
-    "loss_threshold": 1.0e-6,
-    "max_iters": 1000000,
-    "record_every": 1000,
-    "top_k": 10,
-    "device": "cpu",
-    "dtype": "float32",
+    "init": TrainConfig.init,
+    "init_scales": [TrainConfig.init_scale],
+    "lrs": [TrainConfig.lr],
+    "optimizer": TrainConfig.optimizer,
+    "loss_threshold": TrainConfig.loss_threshold,
+    "max_iters": TrainConfig.max_iters,
+    "record_every": TrainConfig.record_every,
+    "top_k": TrainConfig.top_k,
+    "device": TrainConfig.device,
+    "dtype": TrainConfig.dtype,
     "baselines": ["nuclear_norm", "ground_truth"],
     "figures": [],
 }
+RECORDING_KEYS = ("record_every", "top_k")
+
+# The code that computes results, and the plotting code: every job gets its fingerprint as a
+# parameter, so Snakemake reruns exactly the jobs whose code changed (dmfcore.provenance).
+CODE = code_fingerprint()
+PLOTS_CODE = code_fingerprint("plots")
+
+# Tables, figures and logs of this configuration (config.yaml: "default"; a preset: its own
+# name), so that presets never overwrite each other's; data and runs are shared by all.
+OUT = f"results/{config.get('name', 'default')}"
+NUCLEAR_NORM_TOLERANCE = config.get("nuclear_norm_tol", NUCLEAR_NORM_TOL)
 
 # Path patterns (the rules spell them out in full; these build target lists).
 RUN_BASE = "results/runs/{problem}/{d1}x{d2}_rank{rank}/n{n_obs}/seed{seed}"
@@ -46,8 +63,20 @@ wildcard_constraints:
 
 
 def number(x):
-    """Canonical text of a number in a path: 0.001 -> '0.001', 1e-06 -> '1e-06'."""
-    return format(float(x), "g")
+    """Canonical text of a number in a path: the shortest text that reads back as the same
+    float64 (0.001 -> '0.001', 1e-06 -> '1e-06', 0.0012345678 -> '0.0012345678')."""
+    return repr(float(x))
+
+
+def check_canonical(wildcards):
+    """A run requested by its path must spell its numbers canonically (one run, one path)."""
+    for key in ("init_scale", "lr", "loss_threshold"):
+        text = wildcards[key]
+        if number(text) != text:
+            raise ValueError(
+                f"run path has {key} '{text}': write it as '{number(text)}' (numbers in paths are "
+                "canonical, so that one run has one path)"
+            )
 
 
 def per_key(value, key, what, experiment):
@@ -62,24 +91,74 @@ def per_key(value, key, what, experiment):
     return value[str(key)]
 
 
+def check_unique(values, what, as_text=str):
+    """Reject a value listed twice (after canonicalisation: 0.001 and 1.0e-3 are one value)."""
+    seen = {}
+    for v in values:
+        key = as_text(v)
+        if key in seen:
+            raise ValueError(
+                f"config: {what}: {v!r} is listed twice (as {seen[key]!r} and {v!r}); "
+                "a run would be counted twice in the tables"
+            )
+        seen[key] = v
+
+
+def lists_per_key(value, keys, what, by):
+    """(key, list) for each rank or depth; a mapping must have an entry for each key, and no
+    entry for a key the experiment does not have (a typo would silently be ignored)."""
+    if isinstance(value, dict):
+        unused = sorted(set(value) - {str(k) for k in keys}, key=int)
+        if unused:
+            raise ValueError(
+                f"config: {what} has entries for {by} {', '.join(unused)}, which the experiment "
+                f"does not have (its {by}s: {list(keys)})"
+            )
+        missing = [k for k in keys if str(k) not in value]
+        if missing:
+            raise ValueError(
+                f"config: {what} has no entry for {by} {missing[0]} (has {sorted(value)})"
+            )
+    return [(k, value if isinstance(value, list) else value[str(k)]) for k in keys]
+
+
 def experiment_config(name):
-    """An experiment with defaults filled in and cross-field checks done."""
+    """An experiment with defaults filled in and every cross-field check done (before any job)."""
     exp = {**EXPERIMENT_DEFAULTS, **config["experiments"][name]}
+    where = f"experiments.{name}"
     d1, d2 = exp["shape"]
+    for key in ("ranks", "depths", "seeds"):
+        check_unique(exp[key], f"{where}.{key}")
     for rank in exp["ranks"]:
         if rank > min(d1, d2):
             raise ValueError(
-                f"config: experiments.{name}.ranks: rank {rank} exceeds min(shape) = {min(d1, d2)}"
+                f"config: {where}.ranks: rank {rank} exceeds min(shape) = {min(d1, d2)}"
             )
-        for n in per_key(exp["n_obs"], rank, "n_obs", name):
-            if exp["problem"] == "completion" and n > d1 * d2:
+    for rank, n_obs in lists_per_key(
+        exp["n_obs"], exp["ranks"], f"{where}.n_obs", "rank"
+    ):
+        check_unique(n_obs, f"{where}.n_obs")
+        for n in n_obs:
+            if n > d1 * d2:
+                what = "entries" if exp["problem"] == "completion" else "measurements"
                 raise ValueError(
-                    f"config: experiments.{name}.n_obs: {n} exceeds the {d1 * d2} entries of a "
+                    f"config: {where}.n_obs: {n} {what} exceed the {d1 * d2} entries of a "
                     f"{d1}x{d2} matrix"
                 )
-    for depth in exp["depths"]:
-        per_key(exp["init_scales"], depth, "init_scales", name)
-        per_key(exp["lrs"], depth, "lrs", name)
+    for key in ("init_scales", "lrs"):
+        for _, values in lists_per_key(
+            exp[key], exp["depths"], f"{where}.{key}", "depth"
+        ):
+            check_unique(values, f"{where}.{key}", number)
+    if exp["top_k"] > min(d1, d2):
+        raise ValueError(
+            f"config: {where}.top_k: {exp['top_k']} exceeds the {min(d1, d2)} singular values "
+            f"of a {d1}x{d2} matrix"
+        )
+    if "figure3" in exp["figures"] and exp["record_every"] == 0:
+        raise ValueError(
+            f"config: {where}.figures: figure3 draws recorded trajectories, but record_every is 0"
+        )
     return exp
 
 
@@ -145,30 +224,68 @@ def trajectory_files(wildcards):
     ]
 
 
-# Settings of a run that are not in its path (they do not change its numbers). A run
-# shared by two experiments takes the settings of the last one listed.
-RUN_SETTINGS = {
-    DMF_DIR.format(**run): {"record_every": exp["record_every"], "top_k": exp["top_k"]}
-    for name, exp in EXPERIMENTS.items()
-    for run in dmf_runs(name)
-}
+def recording(name):
+    return {key: EXPERIMENTS[name][key] for key in RECORDING_KEYS}
+
+
+def run_recording_settings():
+    """How each run records its trajectory; a run shared by experiments that ask for different
+    recordings is rejected (one run, one trajectory)."""
+    settings, owner = {}, {}
+    for name in EXPERIMENTS:
+        for run in dmf_runs(name):
+            path = DMF_DIR.format(**run)
+            if path in settings and settings[path] != recording(name):
+                raise ValueError(
+                    f"config: experiments {owner[path]} and {name} share the run {path} but "
+                    f"record it differently ({owner[path]}: {settings[path]}, {name}: "
+                    f"{recording(name)}): give both the same record_every and top_k"
+                )
+            settings[path], owner[path] = recording(name), name
+    return settings
+
+
+RUN_SETTINGS = run_recording_settings()
 
 
 def training_settings(wildcards):
+    check_canonical(wildcards)
     # a run asked for by its path alone (not in any experiment) gets the defaults
-    default = {k: EXPERIMENT_DEFAULTS[k] for k in ("record_every", "top_k")}
+    default = {k: EXPERIMENT_DEFAULTS[k] for k in RECORDING_KEYS}
     return RUN_SETTINGS.get(DMF_DIR.format(**dict(wildcards.items())), default)
 
 
 def figure_files():
     return [
-        f"results/figures/{name}_{figure}.{ext}"
+        f"{OUT}/figures/{name}_{figure}.{ext}"
         for name, exp in EXPERIMENTS.items()
         for figure in exp["figures"]
         for ext in ("png", "pdf")
     ]
 
 
+def run_files(name):
+    """Every file a table of the experiment is built from: data, runs and reference rows.
+
+    They are targets themselves, so that a deleted or lost one is rebuilt (Snakemake looks
+    for missing files only among the targets and the jobs that must run anyway).
+    """
+    files = metrics_files(Namespace(experiment=name)) + trajectory_files(
+        Namespace(experiment=name)
+    )
+    files += [f"{DMF_DIR.format(**run)}/matrix.npz" for run in dmf_runs(name)]
+    for obs in observation_sets(name):
+        base = "results/data/{d1}x{d2}_rank{rank}/seed{seed}".format(**obs)
+        files += [
+            f"{base}/ground_truth.npz",
+            f"{base}/{obs['problem']}_n{obs['n_obs']}.npz",
+        ]
+        if "nuclear_norm" in EXPERIMENTS[name]["baselines"]:
+            files.append(f"{RUN_BASE.format(**obs)}/nuclear_norm/matrix.npz")
+    return files
+
+
 def all_targets():
-    tables = [f"results/tables/{name}.parquet" for name in EXPERIMENTS]
-    return tables + figure_files()
+    tables = [f"{OUT}/tables/{name}.parquet" for name in EXPERIMENTS]
+    runs = sorted({f for name in EXPERIMENTS for f in run_files(name)})
+    return tables + figure_files() + runs

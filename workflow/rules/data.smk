@@ -8,6 +8,8 @@ rule ground_truth:
     resources:
         runtime=5,
         mem_mb=500,
+    params:
+        code=CODE,
     script:
         "../scripts/ground_truth.py"
 
@@ -30,5 +32,7 @@ rule observations:
             if wc.problem == "sensing"
             else 0
         ),
+    params:
+        code=CODE,
     script:
         "../scripts/observations.py"

@@ -31,5 +31,6 @@ rule train_dmf:
         ),
     params:
         settings=training_settings,
+        code=CODE,
     script:
         "../scripts/train_dmf.py"

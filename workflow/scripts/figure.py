@@ -1,8 +1,10 @@
 from dmfcore.experiment import logged
 from dmfcore.plots import draw_figure
+from dmfcore.provenance import check_code_fingerprint
 
 w = snakemake.wildcards
 with logged(snakemake.log[0]):
+    check_code_fingerprint(snakemake.params.code, "plots")
     draw_figure(
         w.figure,
         snakemake.input.table,

@@ -3,7 +3,9 @@ from dmfcore.threads import limit_blas_threads
 limit_blas_threads(1)
 
 from dmfcore.experiment import generate_ground_truth, logged  # noqa: E402
+from dmfcore.provenance import check_code_fingerprint  # noqa: E402
 
 w = snakemake.wildcards
 with logged(snakemake.log[0]):
+    check_code_fingerprint(snakemake.params.code)
     generate_ground_truth(snakemake.output[0], int(w.d1), int(w.d2), int(w.rank), int(w.seed))

@@ -3,10 +3,10 @@ from dmfcore.threads import limit_blas_threads
 limit_blas_threads(snakemake.threads)
 
 from dmfcore.experiment import RunOutputs, TrainConfig, logged, run_dmf  # noqa: E402
+from dmfcore.provenance import check_code_fingerprint  # noqa: E402
 
 w = snakemake.wildcards
 settings = snakemake.params.settings
-max_iters = int(w.max_iters)
 config = TrainConfig(
     depth=int(w.depth),
     init=w.init,
@@ -14,16 +14,16 @@ config = TrainConfig(
     lr=float(w.lr),
     optimizer=w.optimizer,
     seed=int(w.seed),
-    max_iters=max_iters,
+    max_iters=int(w.max_iters),
     loss_threshold=float(w.loss_threshold),
-    # record_every = 0: record only the first and the last step
-    record_every=settings["record_every"] or max_iters + 1,
+    record_every=settings["record_every"],
     top_k=settings["top_k"],
     device=w.device,
     dtype=w.dtype,
 )
 out = snakemake.output
 with logged(snakemake.log[0]):
+    check_code_fingerprint(snakemake.params.code)
     run_dmf(
         snakemake.input.ground_truth,
         snakemake.input.observations,

@@ -1,0 +1,98 @@
+"""Which code computed a result: a fingerprint of the library's sources, and the git commit.
+
+Every computed result (run record, table row) carries ``code_fingerprint``: the first 16 hex
+digits of the SHA-256 of the *normalized* source of the dmfcore modules that compute results.
+Normalized means parsed and dumped by :mod:`ast` with docstrings removed, so that editing a
+comment, a docstring or the formatting does not invalidate results, while any change to what
+the code does does. The plotting module (:mod:`dmfcore.plots`) and the command line
+(:mod:`dmfcore.cli`) compute no numbers and have their own fingerprint
+(``code_fingerprint("plots")``), so that editing a figure redraws figures only.
+
+The workflow passes the fingerprint to every job as a parameter (so Snakemake reruns a job
+whose code changed) and checks it again where results are combined (so a table never mixes
+results of different code, even when Snakemake's metadata was lost). ``code_commit`` (the git
+commit of the source tree, with ``+dirty`` for uncommitted changes) is recorded for the
+reader's information only: it is not part of the fingerprint.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+# Modules that compute no numbers: their edits never invalidate runs or tables.
+PRESENTATION_MODULES = ("plots", "cli")
+
+
+class StaleResultError(RuntimeError):
+    """A result was computed by other code than the code running now."""
+
+
+def _normalized_source(path: Path) -> str:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False)
+
+
+@lru_cache(maxsize=None)
+def code_fingerprint(part: str = "compute", package_dir: Path = PACKAGE_DIR) -> str:
+    """Fingerprint of the modules of ``part``: ``"compute"`` (every module but the presentation
+    ones) or the name of one presentation module (``"plots"``, which imports only computing
+    helpers that do not affect what it draws from a table)."""
+    files = sorted(package_dir.glob("*.py"))
+    if part == "compute":
+        chosen = [f for f in files if f.stem not in PRESENTATION_MODULES]
+    elif part in PRESENTATION_MODULES:
+        chosen = [f for f in files if f.stem == part]
+    else:
+        raise ValueError(f"part must be 'compute' or one of {PRESENTATION_MODULES}, got {part!r}")
+    digest = hashlib.sha256()
+    for f in chosen:
+        digest.update(f.name.encode() + b"\0" + _normalized_source(f).encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=None)
+def code_commit(package_dir: Path = PACKAGE_DIR) -> str | None:
+    """The git commit of the source tree (``+dirty`` if it has uncommitted changes), or None."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=package_dir, capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "."], cwd=package_dir, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
+
+
+def check_code_fingerprint(expected: str, part: str = "compute") -> None:
+    """Fail if the library imported here is not the code the caller (the workflow) planned with.
+
+    Guards against a job running other code than the workflow's (a conda environment or a
+    cluster node with another dmfcore installed).
+    """
+    actual = code_fingerprint(part)
+    if actual != expected:
+        raise StaleResultError(
+            f"this job imports dmfcore from {PACKAGE_DIR} with code fingerprint {actual}, but the "
+            f"workflow was planned with {expected}: the job's environment has another version of "
+            "dmfcore installed (reinstall it, or run without --software-deployment-method conda)"
+        )

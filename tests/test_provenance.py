@@ -1,0 +1,69 @@
+"""Which code computed a result (dmfcore.provenance) and independent random streams."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from dmfcore.experiment import STREAM_TAGS, check_provenance, stream_seed
+from dmfcore.provenance import PACKAGE_DIR, StaleResultError, check_code_fingerprint, code_fingerprint
+
+
+@pytest.fixture
+def package_copy(tmp_path):
+    dest = tmp_path / "dmfcore"
+    shutil.copytree(PACKAGE_DIR, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def test_fingerprint_follows_the_code_not_its_comments(package_copy):
+    before = code_fingerprint("compute", package_copy)
+    plots_before = code_fingerprint("plots", package_copy)
+    training = package_copy / "training.py"
+    source = training.read_text()
+    training.write_text(source.replace('"""The training loop', '"""An edited docstring. The training loop', 1)
+                        + "\n# a comment\n")
+    code_fingerprint.cache_clear()
+    assert code_fingerprint("compute", package_copy) == before
+    training.write_text(source.replace("t += 1", "t = t + 1", 1))
+    code_fingerprint.cache_clear()
+    after = code_fingerprint("compute", package_copy)
+    assert after != before
+    # the plots have their own fingerprint: a training change does not redraw, nor the reverse
+    assert code_fingerprint("plots", package_copy) == plots_before
+    (package_copy / "plots.py").write_text((package_copy / "plots.py").read_text() + "\nX = 1\n")
+    code_fingerprint.cache_clear()
+    assert code_fingerprint("plots", package_copy) != plots_before
+    assert code_fingerprint("compute", package_copy) == after
+    code_fingerprint.cache_clear()
+
+
+def test_a_job_with_other_code_refuses_to_run():
+    check_code_fingerprint(code_fingerprint())
+    with pytest.raises(StaleResultError, match="another version of dmfcore installed"):
+        check_code_fingerprint("0" * 16)
+
+
+def test_check_provenance_lists_the_stale_results_and_the_command():
+    records = [{"code_fingerprint": "aaaa"}, {"code_fingerprint": "bbbb"}, {}]
+    paths = ["runs/a/metrics.json", "runs/b/metrics.json", "runs/c/metrics.json"]
+    check_provenance(records[:1], paths[:1], "aaaa")
+    with pytest.raises(StaleResultError) as err:
+        check_provenance(records, paths, "aaaa")
+    message = str(err.value)
+    assert message.startswith("2 of 3 results were computed by other code (code fingerprint None, bbbb;")
+    assert "snakemake --cores all --forcerun runs/b/metrics.json runs/c/metrics.json" in message
+    assert "runs/a/metrics.json" not in message
+
+
+def test_random_streams_never_coincide():
+    # before: observations drew from (seed, n_obs) and the initialization from (seed, depth),
+    # one and the same stream whenever n_obs == depth
+    for seed in (0, 7):
+        for key in (1, 2, 3, 4):
+            draws = {stream: np.random.default_rng(stream_seed(seed, stream, key)).random(4).tolist()
+                     for stream in STREAM_TAGS}
+            draws["ground_truth"] = np.random.default_rng(seed).random(4).tolist()
+            assert len({tuple(d) for d in draws.values()}) == len(draws), (seed, key)
+    # the observation stream is unchanged, so existing data files stay valid
+    assert stream_seed(3, "observations", 2000) == (3, 2000)
