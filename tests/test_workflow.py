@@ -442,3 +442,63 @@ def test_one_default_for_the_nuclear_norm_tolerance(tiny_run):
     wf, _ = tiny_run
     table = pd.read_parquet(wf / "results/default/tables/tiny.parquet")
     assert set(table.loc[table["method"] == "nuclear_norm", "tol"]) == {NUCLEAR_NORM_TOL}
+
+
+# ---------------------------------------------------------------------------------------------
+# Real data: a ratings file as a dataset, beside synthetic data, in one experiment and figure.
+
+def _dynamics_config(dataset: dict) -> dict:
+    return {"datasets": {"toy": {"shape": [30, 40], **dataset}},
+            "experiments": {"dyn": {
+                "problem": "completion", "shape": [20, 20], "ranks": [2], "datasets": ["toy"],
+                "n_obs": {"2": [120], "toy": [300]}, "depths": [1, 2, 3], "init": "identity",
+                "optimizer": "gd", "lrs": [0.5], "max_iters": 3000, "record_every": 100, "seeds": [0],
+                "figures": ["figure3"]}}}
+
+
+def test_real_data_runs_through_the_workflow(tmp_path):
+    import zipfile
+    import hashlib
+
+    from test_real_data import write_ratings
+
+    wf = _copy_workflow(tmp_path / "wf")
+    ratings = write_ratings(tmp_path / "u.data")
+    cfg = _write_config(tmp_path / "dyn.yaml", _dynamics_config({"ratings": str(ratings)}))
+    snakemake(wf, "--cores", "2", "--configfile", str(cfg))
+    table = pd.read_parquet(wf / "results/default/tables/dyn.parquet")
+    toy = table[table["dataset"] == "toy_file_order"]
+    assert set(toy["method"]) == {"dmf", "mean_predictor", "zero_predictor"}
+    assert toy["test_error"].notna().all() and toy["recon_error"].isna().all()
+    dmf = toy[toy["method"] == "dmf"].set_index("depth")
+    mean = float(toy.loc[toy["method"] == "mean_predictor", "test_error"].iloc[0])
+    assert dmf.loc[2, "test_error"] < mean and dmf.loc[3, "test_error"] < mean
+    synthetic = table[table["dataset"] == "20x20_rank2"]
+    assert set(synthetic["method"]) == {"dmf", "nuclear_norm", "ground_truth"}
+    assert synthetic["recon_error"].notna().all()
+    traj = pd.read_parquet(wf / "results/default/tables/dyn_trajectories.parquet")
+    assert traj.loc[traj["dataset"] == "toy_file_order", "test_error"].notna().all()
+    assert (wf / "results/default/figures/dyn_figure3.png").stat().st_size > 10_000
+
+    # no data configured: the rest runs, the log and the figure say why the row is missing
+    cfg = _write_config(tmp_path / "none.yaml", _dynamics_config({"ratings": None}))
+    res = snakemake(wf, "--cores", "2", "--configfile", str(cfg))
+    assert "dataset toy left out (no data: set datasets.toy.ratings" in res.stdout + res.stderr
+    table = pd.read_parquet(wf / "results/default/tables/dyn.parquet")
+    assert set(table["dataset"]) == {"20x20_rank2"}
+
+    # download: the archive's checksum is checked, then its u.data is used
+    archive = tmp_path / "ml-100k.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(ratings, "ml-100k/u.data")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    bad = _write_config(tmp_path / "bad.yaml", _dynamics_config(
+        {"download": True, "url": archive.as_uri(), "sha256": "0" * 64}))
+    res = snakemake(wf, "--cores", "2", "--configfile", str(bad), check=False)
+    assert res.returncode != 0 and "SHA-256" in (wf / "results/downloads/toy/download.log").read_text()
+    good = _write_config(tmp_path / "good.yaml", _dynamics_config(
+        {"download": True, "url": archive.as_uri(), "sha256": digest}))
+    snakemake(wf, "--cores", "2", "--configfile", str(good))
+    assert (wf / "results/downloads/toy/u.data").read_bytes() == ratings.read_bytes()
+    table = pd.read_parquet(wf / "results/default/tables/dyn.parquet")
+    assert "toy_file_order" in set(table["dataset"])

@@ -15,6 +15,7 @@ Every record carries ``code_fingerprint`` and ``code_commit`` (:mod:`dmfcore.pro
 
 from __future__ import annotations
 
+import hashlib
 import io as _io
 import json
 import logging
@@ -35,6 +36,9 @@ from .convex import NUCLEAR_NORM_TOL, min_nuclear_norm
 from .io import (
     load_ground_truth,
     load_observations,
+    load_test_observations,
+    observation_metadata,
+    DataFileError,
     save_ground_truth,
     save_matrix,
     save_observations,
@@ -42,7 +46,7 @@ from .io import (
     write_parquet,
     write_text,
 )
-from .metrics import summary
+from .metrics import held_out_error, summary
 from .model import INITS, init_factors
 from .optimizers import make_optimizer
 from .problems import (
@@ -57,13 +61,17 @@ from .problems import (
     sample_sensing,
 )
 from .provenance import StaleResultError, code_commit, code_fingerprint
-from .training import train
+from .ratings import baseline_test_errors, read_ratings, split_ratings
+from .training import Checkpointing, train
 
 # Random streams of a seed s, as numpy SeedSequence entropy. numpy pads entropy with zeros,
 # so (s, k) and (s, k, 0) are one stream: each stream ends with its own tag, except the
 # observations' (s, n_obs), kept as it was so that existing data files stay valid. The ground
 # truth's stream is s itself, i.e. (s, 0): no stream has key 0 (n_obs, depth, n_train >= 1).
 STREAM_TAGS = {"observations": 0, "init": 1, "split": 2}
+
+# Long runs save their state every this many updates (dmfcore.training.Checkpointing).
+CHECKPOINT_EVERY = 10_000
 
 
 def stream_seed(seed: int, stream: str, key: int) -> tuple[int, ...]:
@@ -92,6 +100,28 @@ def generate_observations(
     else:
         raise ValueError(f"problem must be one of {PROBLEMS}, got {problem!r}")
     save_observations(path, obs, seed)
+
+
+def generate_ratings_split(
+    ratings_path: str | os.PathLike,
+    path: str | os.PathLike,
+    n_train: int,
+    split: str,
+    seed: int,
+    shape: tuple[int, int] | None = None,
+    dataset: str | None = None,
+) -> None:
+    """Split a ratings file (:mod:`dmfcore.ratings`) into a training set of ``n_train``
+    ratings and a held-out test set (the rest), stored as one observation set.
+
+    ``split="random"`` draws the training set from seed ``(seed, n_train, 2)``;
+    ``"file_order"`` takes the first ``n_train`` ratings (the paper's split of its copy).
+    """
+    ratings = read_ratings(ratings_path, shape)
+    train_set, test_set = split_ratings(ratings, n_train, split, stream_seed(seed, "split", n_train))
+    digest = hashlib.sha256(Path(ratings_path).read_bytes()).hexdigest()
+    dataset = dataset or f"{Path(ratings_path).parent.name}_{split}"
+    save_observations(path, train_set, seed, test=test_set, dataset=dataset, source_sha256=digest)
 
 
 @dataclass(frozen=True)
@@ -133,16 +163,55 @@ class RunOutputs:
     trajectory: str | os.PathLike | None = None
 
 
-def _data_labels(w_star: np.ndarray, obs: Any, gt_path: Any) -> dict[str, Any]:
-    with np.load(gt_path) as npz:
-        rank = int(npz["rank"]) if "rank" in npz.files else int(np.linalg.matrix_rank(w_star))
+def _data_labels(obs: Any, observations_path: Any, gt_path: Any = None) -> dict[str, Any]:
+    """Which data a record is about: the dataset's identity (as in the workflow's paths), its
+    shape, the ground truth's rank (synthetic data) and the number of observations."""
+    d1, d2 = obs.shape
+    rank = None
+    if gt_path is not None:
+        with np.load(gt_path) as npz:
+            rank = int(npz["rank"]) if "rank" in npz.files else int(np.linalg.matrix_rank(npz["W"]))
+    dataset = observation_metadata(observations_path).get("dataset", f"{d1}x{d2}_rank{rank}")
     return {
         "problem": "completion" if isinstance(obs, CompletionObservations) else "sensing",
-        "d1": int(w_star.shape[0]),
-        "d2": int(w_star.shape[1]),
+        "dataset": dataset,
+        "d1": int(d1),
+        "d2": int(d2),
         "rank": rank,
         "n_obs": obs.m,
     }
+
+
+def load_data(
+    ground_truth_path: str | os.PathLike | None, observations_path: str | os.PathLike
+) -> tuple[np.ndarray | None, Any, CompletionObservations | None]:
+    """(ground truth or None, observations, held-out test set or None); real data have a test
+    set and no ground truth, synthetic data a ground truth."""
+    w_star = load_ground_truth(ground_truth_path) if ground_truth_path is not None else None
+    obs = load_observations(observations_path, shape=None if w_star is None else w_star.shape)
+    test = load_test_observations(observations_path)
+    if w_star is None and test is None:
+        raise DataFileError(
+            f"{observations_path}: no held-out test set and no ground truth given: nothing to evaluate on"
+        )
+    return w_star, obs, test
+
+
+def _test_error_on(test: CompletionObservations, backend: Any) -> Any:
+    """``W -> {"test_error": mean squared error on the held-out entries}`` on a backend."""
+    index = backend.index_array(test.rows * test.shape[1] + test.cols)
+    values = backend.asarray(test.values)
+
+    def evaluate(w: Any) -> dict[str, float]:
+        r = w.reshape(-1)[index] - values
+        return {"test_error": float(r @ r) / test.m}
+
+    return evaluate
+
+
+def evaluation(w: np.ndarray, w_star: np.ndarray | None, test: CompletionObservations | None) -> dict[str, Any]:
+    """The metrics of a final matrix: spectral ones, and the reconstruction or test error."""
+    return {**summary(w, w_star), **({"test_error": held_out_error(w, test)} if test is not None else {})}
 
 
 def _logger(buffer: _io.StringIO) -> logging.Logger:
@@ -162,9 +231,13 @@ def run_dmf(
     outputs: RunOutputs,
     labels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one deep factorization; write its outputs; return its metrics record."""
-    w_star = load_ground_truth(ground_truth_path)
-    obs = load_observations(observations_path, shape=w_star.shape)
+    """Train one deep factorization; write its outputs; return its metrics record.
+
+    ``ground_truth_path`` is None for real data (the observation set then holds a test set).
+    The run checkpoints beside its matrix every :data:`CHECKPOINT_EVERY` updates and resumes
+    from a checkpoint of itself; the checkpoint is removed once the outputs are written.
+    """
+    w_star, obs, test = load_data(ground_truth_path, observations_path)
     backend = resolve_backend(config.device, config.dtype)
     buffer = _io.StringIO()
     log = _logger(buffer)
@@ -173,7 +246,15 @@ def run_dmf(
     log.info("config: %s", json.dumps(asdict(config), sort_keys=True))
     optimizer = make_optimizer(config.optimizer, config.lr)
     init_seed = stream_seed(config.seed, "init", config.depth)
-    factors = init_factors(w_star.shape, config.depth, config.init, config.init_scale, init_seed, config.width)
+    factors = init_factors(obs.shape, config.depth, config.init, config.init_scale, init_seed, config.width)
+    recording = outputs.trajectory is not None
+    checkpoint_key = json.dumps(
+        [asdict(config), str(observations_path), str(ground_truth_path), code_fingerprint(), recording]
+    )
+    checkpointing = Checkpointing(
+        Path(outputs.matrix).parent / "checkpoint.npz", CHECKPOINT_EVERY,
+        hashlib.sha256(checkpoint_key.encode()).hexdigest(),
+    )
     result = train(
         make_objective(obs, backend),
         [backend.asarray(f) for f in factors],
@@ -181,13 +262,15 @@ def run_dmf(
         max_iters=config.max_iters,
         loss_threshold=config.loss_threshold,
         # a trajectory file with record_every = 0 holds the first and the last step
-        record_every=(config.record_every or config.max_iters + 1) if outputs.trajectory else 0,
+        record_every=(config.record_every or config.max_iters + 1) if recording else 0,
         top_k=config.top_k,
-        ground_truth=backend.asarray(w_star) if outputs.trajectory else None,
+        ground_truth=backend.asarray(w_star) if recording and w_star is not None else None,
+        evaluate=_test_error_on(test, backend) if recording and test is not None else None,
+        checkpointing=checkpointing,
     )
     record = {
         **(labels or {}),
-        **_data_labels(w_star, obs, ground_truth_path),
+        **_data_labels(obs, observations_path, ground_truth_path),
         "method": "dmf",
         "depth": config.depth,
         "init": config.init,
@@ -198,7 +281,9 @@ def run_dmf(
         "iterations": result.iterations,
         "converged": result.converged,
         "train_loss": result.train_loss,
-        **summary(result.w, w_star),
+        **evaluation(result.w, w_star, test),
+        # the paper reports the best test error seen during training
+        **({"min_test_error": min(result.trajectory["test_error"])} if "test_error" in result.trajectory else {}),
         "wall_seconds": result.wall_seconds,
         "flow_time": result.elapsed_time,
         "device": backend.label,
@@ -209,9 +294,11 @@ def run_dmf(
         "top_k": config.top_k,
         **provenance(),
     }
+    error = "recon error" if w_star is not None else "test error"
     log.info(
-        "done: %d iterations, converged=%s, train loss %.3e, recon error %.3e, %.2f s (%.1f us/iter)",
-        result.iterations, result.converged, result.train_loss, record["recon_error"],
+        "done: %d iterations, converged=%s, train loss %.3e, %s %.3e, %.2f s (%.1f us/iter)",
+        result.iterations, result.converged, result.train_loss, error,
+        record["recon_error" if w_star is not None else "test_error"],
         result.wall_seconds, 1e6 * result.wall_seconds / max(result.iterations, 1),
     )
     save_matrix(outputs.matrix, result.w, iterations=result.iterations, converged=result.converged)
@@ -223,6 +310,7 @@ def run_dmf(
         write_parquet(outputs.trajectory, frame)
     write_json(outputs.metrics, record)
     write_text(outputs.log, buffer.getvalue())
+    checkpointing.remove()
     return record
 
 
@@ -240,18 +328,17 @@ def run_min_nuclear_norm(
     ``solver="auto"`` picks cvxpy + SCS or the certified first-order solver by size
     (:func:`dmfcore.convex.choose_solver`); the record names the solver used.
     """
-    w_star = load_ground_truth(ground_truth_path)
-    obs = load_observations(observations_path, shape=w_star.shape)
+    w_star, obs, test = load_data(ground_truth_path, observations_path)
     res = min_nuclear_norm(obs, solver, tol)
     record = {
         **(labels or {}),
-        **_data_labels(w_star, obs, ground_truth_path),
+        **_data_labels(obs, observations_path, ground_truth_path),
         "method": "nuclear_norm",
         "seed": seed,
         "iterations": res.iterations,
         "converged": res.status == "optimal",
         "train_loss": float(np.mean((observed_values(res.w, obs) - observed_targets(obs)) ** 2)),
-        **summary(res.w, w_star),
+        **evaluation(res.w, w_star, test),
         "wall_seconds": res.wall_seconds,
         "device": "cpu",
         "dtype": "float64",
@@ -283,10 +370,38 @@ def ground_truth_record(
     obs = load_observations(observations_path, shape=w_star.shape)
     record = {
         **(labels or {}),
-        **_data_labels(w_star, obs, ground_truth_path),
+        **_data_labels(obs, observations_path, ground_truth_path),
         "method": "ground_truth",
         "seed": seed,
         **summary(w_star, w_star),
+        **provenance(),
+    }
+    write_json(metrics_path, record)
+    return record
+
+
+PREDICTORS = ("mean_predictor", "zero_predictor")
+
+
+def predictor_record(
+    observations_path: str | os.PathLike,
+    predictor: str,
+    metrics_path: str | os.PathLike,
+    labels: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A reference row for real data: a constant prediction (the training mean, or 0: the
+    entries a depth-1 run never moves) scored on the held-out test set."""
+    if predictor not in PREDICTORS:
+        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
+    _, obs, test = load_data(None, observations_path)
+    record = {
+        **(labels or {}),
+        **_data_labels(obs, observations_path),
+        "method": predictor,
+        "seed": seed,
+        "train_loss": float(np.mean((obs.values - (obs.values.mean() if predictor == "mean_predictor" else 0.0)) ** 2)),
+        "test_error": baseline_test_errors(obs, test)[predictor],
         **provenance(),
     }
     write_json(metrics_path, record)
@@ -355,7 +470,9 @@ def aggregate_records(
     return frame
 
 
-TRAJECTORY_LABELS = ["problem", "d1", "d2", "rank", "n_obs", "seed", "depth", "init", "init_scale", "lr", "optimizer"]
+TRAJECTORY_LABELS = [
+    "problem", "dataset", "d1", "d2", "rank", "n_obs", "seed", "depth", "init", "init_scale", "lr", "optimizer",
+]
 
 
 def aggregate_trajectories(
@@ -417,8 +534,9 @@ def records_frame(records: list[dict[str, Any]]) -> Any:
 
 
 TABLE_COLUMNS = [
-    "experiment", "problem", "d1", "d2", "rank", "n_obs", "method", "depth", "init", "init_scale",
-    "lr", "optimizer", "seed", "iterations", "converged", "train_loss", "recon_error", "nuclear_norm",
+    "experiment", "problem", "dataset", "d1", "d2", "rank", "n_obs", "method", "depth", "init", "init_scale",
+    "lr", "optimizer", "seed", "iterations", "converged", "train_loss", "recon_error", "test_error",
+    "min_test_error", "nuclear_norm",
     "effective_rank", "numerical_rank", "spectral_norm", "wall_seconds", "flow_time", "device", "dtype",
     "solver", "max_residual", "relative_gap", "tol", "record_every", "top_k", "code_fingerprint",
     "code_commit", "dmfcore_version",

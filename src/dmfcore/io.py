@@ -15,6 +15,14 @@ Observations (``.npz``), ``problem`` = "completion"::
     values     float64 (m,)       observed values
     m, seed    int
 
+A completion set split from real data (a ratings file) also holds its held-out part and
+where it came from::
+
+    test_rows, test_cols  int64 (m_test,)   held-out positions
+    test_values           float64 (m_test,) held-out values
+    dataset               str               the dataset's identity (e.g. "movielens100k_file_order")
+    source_sha256         str               SHA-256 of the ratings file it was split from
+
 or ``problem`` = "sensing"::
 
     problem    str                "sensing"
@@ -89,11 +97,21 @@ def save_ground_truth(path: str | os.PathLike, w: np.ndarray, rank: int, seed: i
     _save_npz(path, W=np.asarray(w, dtype=np.float64), rank=rank, seed=seed, symmetric=symmetric)
 
 
-def save_observations(path: str | os.PathLike, obs: Observations, seed: int) -> None:
+def save_observations(
+    path: str | os.PathLike,
+    obs: Observations,
+    seed: int,
+    test: CompletionObservations | None = None,
+    **metadata: Any,
+) -> None:
+    """An observation set; ``test`` (completion only) is its held-out part."""
     if isinstance(obs, CompletionObservations):
+        held_out = {} if test is None else {
+            "test_rows": test.rows, "test_cols": test.cols, "test_values": test.values,
+        }
         _save_npz(
             path, problem="completion", shape=np.array(obs.shape), rows=obs.rows, cols=obs.cols,
-            values=obs.values, m=obs.m, seed=seed,
+            values=obs.values, m=obs.m, seed=seed, **held_out, **metadata,
         )
     else:
         _save_npz(path, problem="sensing", shape=np.array(obs.shape), A=obs.A, y=obs.y, m=obs.m, seed=seed)
@@ -134,6 +152,27 @@ def load_ground_truth(path: str | os.PathLike) -> np.ndarray:
     if not np.all(np.isfinite(w)):
         _fail(path, "W contains NaN or inf")
     return w.astype(np.float64)
+
+
+def load_test_observations(path: str | os.PathLike) -> CompletionObservations | None:
+    """The held-out part of an observation set split from real data (None if it has none)."""
+    data = _open_npz(path, ("problem", "shape"))
+    if "test_values" not in data:
+        return None
+    shape = tuple(int(s) for s in np.ravel(data["shape"]))
+    rows, cols, values = data["test_rows"], data["test_cols"], data["test_values"]
+    if not (rows.shape == cols.shape == values.shape) or values.size == 0:
+        _fail(path, f"test_rows, test_cols, test_values must be non-empty and equally long, got "
+                    f"{rows.shape}, {cols.shape}, {values.shape}")
+    if rows.min() < 0 or rows.max() >= shape[0] or cols.min() < 0 or cols.max() >= shape[1]:
+        _fail(path, f"held-out indices out of range for shape {shape}")
+    return CompletionObservations(shape, rows.astype(np.int64), cols.astype(np.int64), values.astype(np.float64))
+
+
+def observation_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of an observation set (``dataset``, ``source_sha256``), if any."""
+    data = _open_npz(path, ("problem",))
+    return {k: str(data[k]) for k in ("dataset", "source_sha256") if k in data}
 
 
 def load_observations(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> Observations:

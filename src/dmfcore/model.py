@@ -178,3 +178,13 @@ def factor_gradients(factors: Sequence[Any], grad_w: Any) -> list[Any]:
     forward(factors, ws)
     ws.grad_w_t[...] = grad_w.T
     return [g.copy() if isinstance(g, np.ndarray) else g.clone() for g in backward(factors, ws)]
+
+
+def step_flops(shape: tuple[int, int], depth: int, width: int | None = None) -> float:
+    """Floating-point operations of one training step (the ``3(N - 1)`` matrix products of
+    :func:`forward` and :func:`backward`; the objective's own cost is not counted)."""
+    shapes = factor_shapes(shape, depth, width)
+    d2 = shape[1]
+    # forward: P_j = W_j P_{j-1}; backward: grad_{W_j}^T = P_{j-1} dP_j^T and dP_{j-1}^T = dP_j^T W_j,
+    # each a (rows(W_j) x cols(W_j)) by (cols(W_j) x d2) product: 2 * rows * cols * d2 flops
+    return float(sum(3 * 2 * rows * cols * d2 for rows, cols in shapes[1:]))

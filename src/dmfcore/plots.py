@@ -6,12 +6,15 @@
 - ``figure2``: reconstruction error, nuclear norm and effective rank (columns) vs number of
   observations for every (depth, init scale) of the table, the minimum nuclear norm solution
   and the ground truth; one row per rank.
-- ``figure3`` (top row of the paper's Figure 3): the top singular values of the end-to-end
-  matrix against gradient-descent iterations, one panel per depth, for one observation set:
-  the smallest number of observations at which the deepest factorization recovers the ground
-  truth (mean reconstruction error below 1e-3; the largest number otherwise), the first rank
-  and seed. Deeper factorizations move the singular values more sharply one at a time
-  (rates proportional to sigma^(2 - 2/N)).
+- ``figure3`` (the paper's Figure 3): one row per dataset of the table (synthetic ones first;
+  a dataset whose data are missing gets a row saying why). Columns: the top singular values
+  of the end-to-end matrix against the step, one panel per depth, then for depth 2 the mean
+  and standard deviation of the |diagonal| and |off-diagonal| entries of U^T grad l(W) V
+  (Corollary 1: the singular vectors stay aligned with the gradient). Per dataset one
+  observation set is shown: the smallest number of observations at which the deepest
+  factorization recovers the ground truth (mean reconstruction error below 1e-3; the largest
+  number otherwise, and for real data), and the first seed. Deeper factorizations move the
+  singular values more sharply one at a time (rates proportional to sigma^(2 - 2/N)).
 """
 
 from __future__ import annotations
@@ -131,38 +134,100 @@ def figure2(frame: pd.DataFrame, png: str | os.PathLike, pdf: str | os.PathLike)
     plt.close(fig)
 
 
-def _dynamics_setting(frame: pd.DataFrame) -> tuple[int, int, int]:
-    """(rank, n_obs, seed) shown by figure3 (see the module docstring)."""
+def _error_column(frame: pd.DataFrame) -> str:
+    """Synthetic data are scored against the ground truth, real data on held-out entries."""
+    has_test = "test_error" in frame and frame["test_error"].notna().any()
+    return "test_error" if has_test else "recon_error"
+
+
+def _datasets(frame: pd.DataFrame) -> list[str]:
+    """The datasets of a table, synthetic ones (with a rank) first."""
+    if "dataset" not in frame:  # tables written before datasets had names
+        frame["dataset"] = [f"{d1}x{d2}_rank{r}" for d1, d2, r in zip(frame["d1"], frame["d2"], frame["rank"])]
     runs = frame[frame["method"] == "dmf"]
-    rank = int(runs["rank"].min())
-    runs = runs[runs["rank"] == rank]
+    order = runs.assign(real=runs["rank"].isna()).sort_values(["real", "rank", "dataset"])
+    return list(dict.fromkeys(order["dataset"]))
+
+
+def _dynamics_setting(runs: pd.DataFrame) -> tuple[int, int]:
+    """(n_obs, seed) of one dataset's runs shown by figure3 (see the module docstring)."""
     deepest = runs[runs["depth"] == runs["depth"].max()]
-    errors = deepest.groupby("n_obs")["recon_error"].mean().sort_index()
-    recovered = errors[errors < 1e-3]
+    errors = deepest.groupby("n_obs")[_error_column(runs)].mean().sort_index()
+    recovered = errors[errors < 1e-3] if _error_column(runs) == "recon_error" else errors.iloc[:0]
     n_obs = int(recovered.index[0] if len(recovered) else errors.index[-1])
-    return rank, n_obs, int(runs["seed"].min())
+    return n_obs, int(runs["seed"].min())
 
 
-def figure3(frame: pd.DataFrame, trajectories: pd.DataFrame, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
+def _alignment_depth(depths: list[int]) -> int | None:
+    """The depth whose alignment statistics figure3 shows: 2 (the paper's), else the shallowest > 1."""
+    deep = [d for d in depths if d > 1]
+    return 2 if 2 in deep else (min(deep) if deep else None)
+
+
+def figure3(
+    frame: pd.DataFrame,
+    trajectories: pd.DataFrame,
+    png: str | os.PathLike,
+    pdf: str | os.PathLike,
+    missing: dict[str, str] | None = None,
+) -> None:
+    """The paper's Figure 3: one row per dataset; the top singular values of W(t) against the
+    step for each depth, then the mean (line) and standard deviation (band) of the |diagonal|
+    and |off-diagonal| entries of U(t)^T grad l(W(t)) V(t) for depth 2. A dataset whose data
+    are missing gets a row that says why."""
     plt = _pyplot()
-    if frame.empty or trajectories.empty:
+    missing = dict(missing or {})
+    if (frame.empty or trajectories.empty) and not missing:
         raise ValueError("figure3 needs recorded trajectories (record_every > 0)")
-    rank, n_obs, seed = _dynamics_setting(frame)
-    traj = trajectories[(trajectories["rank"] == rank) & (trajectories["n_obs"] == n_obs) & (trajectories["seed"] == seed)]
-    traj = traj[traj["init_scale"] == traj.groupby("depth")["init_scale"].transform("max")]
-    depths = sorted(int(d) for d in traj["depth"].unique())
-    sigma_cols = sorted((c for c in traj.columns if c.startswith("sigma_")), key=lambda c: int(c.split("_")[1]))
-    fig, axes = plt.subplots(1, len(depths), figsize=(4.5 * len(depths), 3.8), squeeze=False, layout="constrained")
-    problem = str(frame["problem"].iloc[0])
-    for ax, depth in zip(axes[0], depths):
-        run = traj[traj["depth"] == depth].sort_values("step")
-        for col in sigma_cols:
-            ax.plot(run["step"], run[col], linewidth=1.2)
-        ax.set_title(f"depth {depth}")
-        ax.set_xlabel("iteration")
-        ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("singular values of W")
-    fig.suptitle(f"{problem}, rank {rank}, {n_obs} observations, seed {seed}: top {len(sigma_cols)} singular values")
+    datasets = _datasets(frame) if not frame.empty else []
+    depths = sorted(int(d) for d in trajectories["depth"].unique()) if not trajectories.empty else [1, 2, 3]
+    align = _alignment_depth(depths)
+    ncols = len(depths) + (align is not None)
+    nrows = len(datasets) + len(missing)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False, layout="constrained")
+    if "dataset" not in trajectories:
+        trajectories = trajectories.assign(
+            dataset=[f"{d1}x{d2}_rank{r}" for d1, d2, r in zip(trajectories["d1"], trajectories["d2"], trajectories["rank"])]
+        )
+    for row, dataset in zip(axes, datasets):
+        runs = frame[(frame["method"] == "dmf") & (frame["dataset"] == dataset)]
+        n_obs, seed = _dynamics_setting(runs)
+        traj = trajectories[(trajectories["dataset"] == dataset) & (trajectories["n_obs"] == n_obs)
+                            & (trajectories["seed"] == seed)]
+        traj = traj[traj["init_scale"] == traj.groupby("depth")["init_scale"].transform("max")]
+        sigma_cols = sorted((c for c in traj.columns if c.startswith("sigma_") and traj[c].notna().any()),
+                            key=lambda c: int(c.split("_")[1]))
+        for ax, depth in zip(row, depths):
+            run = traj[traj["depth"] == depth].sort_values("step")
+            for col in sigma_cols:
+                ax.plot(run["step"], run[col], linewidth=1.2)
+            ax.set_title(f"depth {depth}: top {len(sigma_cols)} singular values", fontsize=9)
+            ax.set_xlabel("step")
+            ax.grid(True, alpha=0.3)
+        if align is not None:
+            ax = row[len(depths)]
+            run = traj[traj["depth"] == align].sort_values("step")
+            for kind, color in (("diag", "C0"), ("offdiag", "C3")):
+                mean, std = run[f"{kind}_mean"].to_numpy(), run[f"{kind}_std"].to_numpy()
+                label = "|diagonal|" if kind == "diag" else "|off-diagonal|"
+                ax.plot(run["step"], mean, color=color, label=label)
+                ax.fill_between(run["step"], np.maximum(mean - std, mean * 1e-3), mean + std, color=color,
+                                alpha=0.2, linewidth=0)
+            ax.set_yscale("log")
+            ax.set_title(f"depth {align}: entries of U^T grad l(W) V (mean, band: std)", fontsize=9)
+            ax.set_xlabel("step")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+        error = _error_column(runs)
+        what = "observed entries" if error == "recon_error" else "training ratings"
+        row[0].set_ylabel(f"{dataset}\n{n_obs} {what}, seed {seed}")
+    for row, (dataset, why) in zip(axes[len(datasets):], missing.items()):
+        for ax in row:
+            ax.set_axis_off()
+        row[0].text(0.0, 0.5, f"{dataset}: not drawn\n{why}", transform=row[0].transAxes, fontsize=10,
+                    va="center", ha="left", wrap=True)
+    problem = str(frame["problem"].iloc[0]) if not frame.empty else "completion"
+    fig.suptitle(f"{problem}: singular values of the end-to-end matrix during training")
     _save(fig, png, pdf)
     plt.close(fig)
 
@@ -173,6 +238,7 @@ def draw_figure(
     trajectories_path: str | os.PathLike,
     png: str | os.PathLike,
     pdf: str | os.PathLike,
+    missing: dict[str, str] | None = None,
 ) -> None:
     """Draw ``figure`` (one of :data:`FIGURES`) from an experiment's tables into PNG and PDF files."""
     frame = pd.read_parquet(table_path)
@@ -181,6 +247,6 @@ def draw_figure(
     elif figure == "figure2":
         figure2(frame, png, pdf)
     elif figure == "figure3":
-        figure3(frame, pd.read_parquet(trajectories_path), png, pdf)
+        figure3(frame, pd.read_parquet(trajectories_path), png, pdf, missing)
     else:
         raise ValueError(f"figure must be one of {FIGURES}, got {figure!r}")

@@ -8,10 +8,13 @@ reported ``iterations`` is the number of updates applied.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -46,20 +49,77 @@ class TrainResult:
 
 
 def _record(
-    traj: dict[str, list], t: int, elapsed: float, loss: float, w: Any, grad_w: Any, w_star: Any, top_k: int
+    traj: dict[str, list],
+    t: int,
+    elapsed: float,
+    loss: float,
+    w: Any,
+    grad_w: Any,
+    w_star: Any,
+    top_k: int,
+    evaluate: Callable[[Any], dict[str, float]] | None,
 ) -> None:
     stats = alignment_statistics(w, grad_w)
     sigma = stats.pop("sigma")
-    traj["step"].append(t)
-    traj["time"].append(elapsed)
-    traj["train_loss"].append(loss)
+    row: dict[str, float] = {"step": t, "time": elapsed, "train_loss": loss}
     if w_star is not None:
         d = w - w_star
-        traj["recon_error"].append(float((d * d).sum()) / (d.shape[0] * d.shape[1]))
-    for key, value in stats.items():
-        traj[key].append(value)
+        row["recon_error"] = float((d * d).sum()) / (d.shape[0] * d.shape[1])
+    if evaluate is not None:
+        row.update(evaluate(w))
+    row.update(stats)
     for i in range(top_k):
-        traj[f"sigma_{i + 1}"].append(float(sigma[i]) if i < sigma.size else 0.0)
+        row[f"sigma_{i + 1}"] = float(sigma[i]) if i < sigma.size else 0.0
+    for key, value in row.items():
+        traj.setdefault(key, []).append(value)
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where and how often a long run saves its state, so that a killed run can resume.
+
+    Every ``every`` updates the loop writes (atomically) the factors, the optimizer state, the
+    step, the elapsed gradient-flow time and the trajectory so far to ``path``. A run started
+    with a checkpoint at ``path`` whose ``key`` matches resumes from it and ends bit-for-bit
+    equal to an uninterrupted run (same device and dtype); a checkpoint with another ``key``
+    (another run's, or older code's) is ignored and overwritten.
+    """
+
+    path: str | os.PathLike
+    every: int
+    key: str
+
+    def save(self, factors: Sequence[Any], state: Any, t: int, elapsed: float, last_finite: float,
+             traj: dict[str, list]) -> None:
+        from .io import atomic_path
+
+        arrays = {f"factor_{j}": to_numpy(f) for j, f in enumerate(factors)}
+        meta = {"key": self.key, "t": t, "elapsed": elapsed, "last_finite": last_finite,
+                "state": [_plain(v) for v in state], "trajectory": traj}
+        with atomic_path(self.path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+
+    def load(self) -> tuple[list[np.ndarray], list[Any], int, float, float, dict[str, list]] | None:
+        """The saved state, or None when there is no usable checkpoint of this run."""
+        if not Path(self.path).is_file():
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as npz:
+                meta = json.loads(str(npz["meta"]))
+                factors = [npz[f"factor_{j}"] for j in range(sum(k.startswith("factor_") for k in npz.files))]
+        except Exception:  # a damaged checkpoint only costs the time it saved
+            return None
+        if meta.get("key") != self.key:
+            return None
+        return factors, meta["state"], meta["t"], meta["elapsed"], meta["last_finite"], meta["trajectory"]
+
+    def remove(self) -> None:
+        Path(self.path).unlink(missing_ok=True)
+
+
+def _plain(value: Any) -> Any:
+    """An optimizer state field as JSON (Python floats round-trip exactly through json)."""
+    return float(value) if isinstance(value, float) else int(value)
 
 
 def train(
@@ -72,6 +132,8 @@ def train(
     record_every: int = 0,
     top_k: int = 10,
     ground_truth: Any = None,
+    evaluate: Callable[[Any], dict[str, float]] | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> TrainResult:
     """Train the factors (backend arrays; copied, not modified) on ``objective``.
 
@@ -79,8 +141,11 @@ def train(
     copies, the ones that produced the final ``w``) with the number of updates applied.
 
     ``record_every = k > 0`` records, every k steps and at the last step: step, elapsed
-    gradient-flow time, train loss, test error (when ``ground_truth``, a backend array,
-    is given), the ``top_k`` singular values of W, and Corollary 1's alignment statistics.
+    gradient-flow time, train loss, reconstruction error (when ``ground_truth``, a backend
+    array, is given), the columns that ``evaluate(W)`` returns (e.g. a held-out test error),
+    the ``top_k`` singular values of W, and Corollary 1's alignment statistics. With
+    ``checkpointing``, the run saves its state at a fixed interval and resumes from a
+    checkpoint of itself (:class:`Checkpointing`).
     Raises :class:`TrainingDivergedError` naming the step and the last finite loss if the
     loss becomes NaN or infinite.
     """
@@ -93,21 +158,21 @@ def train(
     factors = [f.copy() if isinstance(f, np.ndarray) else f.clone() for f in factors]
     ws = make_workspace(factors, backend)
     traj: dict[str, list] = {}
-    if record_every:
-        cols = ["step", "time", "train_loss"] + (["recon_error"] if ground_truth is not None else [])
-        cols += ["diag_mean", "diag_std", "offdiag_mean", "offdiag_std"]
-        cols += [f"sigma_{i + 1}" for i in range(top_k)]
-        traj = {c: [] for c in cols}
-
     state = optimizer.init()
     elapsed = 0.0
     last_finite = math.nan
     converged = False
+    t = 0
+    saved = checkpointing.load() if checkpointing is not None else None
+    if saved is not None:
+        saved_factors, saved_state, t, elapsed, last_finite, traj = saved
+        for f, g in zip(factors, saved_factors):
+            f[...] = backend.asarray(g, dtype=str(g.dtype))
+        state = type(state)(*saved_state)
     synchronize(factors[0])
     start = time.perf_counter()
     # divergence is detected from the loss itself: silence NumPy's overflow warnings
     with np.errstate(over="ignore", invalid="ignore"):
-        t = 0
         while True:
             w = forward(factors, ws)
             loss = objective.loss_and_grad(w, ws.grad_w_t)
@@ -120,7 +185,7 @@ def train(
             converged = loss <= loss_threshold
             done = converged or t >= max_iters
             if record_every and (t % record_every == 0 or done):
-                _record(traj, t, elapsed, loss, w, ws.grad_w, ground_truth, top_k)
+                _record(traj, t, elapsed, loss, w, ws.grad_w, ground_truth, top_k, evaluate)
             if done:
                 break
             grads = backward(factors, ws)
@@ -131,6 +196,8 @@ def train(
                 f -= g
             elapsed += eta
             t += 1
+            if checkpointing is not None and t % checkpointing.every == 0:
+                checkpointing.save(factors, state, t, elapsed, last_finite, traj)
     synchronize(w)
     wall = time.perf_counter() - start
     w_final = to_numpy(w).astype(np.float64)  # astype copies: w may be a workspace buffer

@@ -1,12 +1,12 @@
 rule min_nuclear_norm:
     input:
-        ground_truth="results/data/{d1}x{d2}_rank{rank}/seed{seed}/ground_truth.npz",
-        observations="results/data/{d1}x{d2}_rank{rank}/seed{seed}/{problem}_n{n_obs}.npz",
+        ground_truth="results/data/{dataset}/seed{seed}/ground_truth.npz",
+        observations="results/data/{dataset}/seed{seed}/{problem}_n{n_obs}.npz",
     output:
-        matrix="results/runs/{problem}/{d1}x{d2}_rank{rank}/n{n_obs}/seed{seed}/nuclear_norm/matrix.npz",
-        metrics="results/runs/{problem}/{d1}x{d2}_rank{rank}/n{n_obs}/seed{seed}/nuclear_norm/metrics.json",
+        matrix="results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/nuclear_norm/matrix.npz",
+        metrics="results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/nuclear_norm/metrics.json",
     log:
-        "results/runs/{problem}/{d1}x{d2}_rank{rank}/n{n_obs}/seed{seed}/nuclear_norm/run.log",
+        "results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/nuclear_norm/run.log",
     conda:
         "../../envs/dmf.yaml"
     threads: 1
@@ -22,12 +22,12 @@ rule min_nuclear_norm:
 
 rule ground_truth_row:
     input:
-        ground_truth="results/data/{d1}x{d2}_rank{rank}/seed{seed}/ground_truth.npz",
-        observations="results/data/{d1}x{d2}_rank{rank}/seed{seed}/{problem}_n{n_obs}.npz",
+        ground_truth="results/data/{dataset}/seed{seed}/ground_truth.npz",
+        observations="results/data/{dataset}/seed{seed}/{problem}_n{n_obs}.npz",
     output:
-        metrics="results/runs/{problem}/{d1}x{d2}_rank{rank}/n{n_obs}/seed{seed}/ground_truth/metrics.json",
+        metrics="results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/ground_truth/metrics.json",
     log:
-        "results/runs/{problem}/{d1}x{d2}_rank{rank}/n{n_obs}/seed{seed}/ground_truth/run.log",
+        "results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/ground_truth/run.log",
     conda:
         "../../envs/dmf.yaml"
     resources:
@@ -37,3 +37,25 @@ rule ground_truth_row:
         code=CODE,
     script:
         "../scripts/ground_truth_row.py"
+
+
+# Real data: predicting the training mean everywhere, and predicting 0 (the entries a depth-1
+# run never moves), scored on the test set.
+rule predictor_row:
+    input:
+        observations="results/data/{dataset}/seed{seed}/{problem}_n{n_obs}.npz",
+    output:
+        metrics="results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/{predictor}/metrics.json",
+    log:
+        "results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/{predictor}/run.log",
+    wildcard_constraints:
+        predictor="mean_predictor|zero_predictor",
+    conda:
+        "../../envs/dmf.yaml"
+    resources:
+        runtime=5,
+        mem_mb=1000,
+    params:
+        code=CODE,
+    script:
+        "../scripts/predictor_row.py"

@@ -1,11 +1,15 @@
 """Helpers shared by the rules: the config's experiments expanded into runs and paths."""
 
 import itertools
+import re
+from pathlib import Path
 from types import SimpleNamespace as Namespace
 
 from dmfcore.convex import NUCLEAR_NORM_TOL
 from dmfcore.experiment import TrainConfig
+from dmfcore.model import step_flops
 from dmfcore.provenance import code_fingerprint
+from dmfcore.ratings import MOVIELENS_100K_SHA256, MOVIELENS_100K_URL
 
 # A run's defaults are the library's (dmfcore.experiment.TrainConfig): one place for them.
 EXPERIMENT_DEFAULTS = {
@@ -34,18 +38,23 @@ PLOTS_CODE = code_fingerprint("plots")
 OUT = f"results/{config.get('name', 'default')}"
 NUCLEAR_NORM_TOLERANCE = config.get("nuclear_norm_tol", NUCLEAR_NORM_TOL)
 
-# Path patterns (the rules spell them out in full; these build target lists).
-RUN_BASE = "results/runs/{problem}/{d1}x{d2}_rank{rank}/n{n_obs}/seed{seed}"
+# Path patterns (the rules spell them out in full; these build target lists). A dataset is
+# named in paths by its identity: "{d1}x{d2}_rank{rank}" for a synthetic ground truth,
+# "{name}_{split}" for a ratings file; the rules never branch on which.
+DATA_BASE = "results/data/{dataset}/seed{seed}"
+RUN_BASE = "results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}"
 DMF_DIR = (
-    "results/runs/{problem}/{d1}x{d2}_rank{rank}/n{n_obs}/seed{seed}/dmf_depth{depth}_"
+    "results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/dmf_depth{depth}_"
     "{init}{init_scale}_{optimizer}_lr{lr}_stop{loss_threshold}_max{max_iters}_{device}_{dtype}"
 )
+SYNTHETIC_ID = "[0-9]+x[0-9]+_rank[0-9]+"
+RATINGS_ID = "[A-Za-z][A-Za-z0-9-]*_(?:file_order|random)"
+# Reference rows of real data (no ground truth): constant predictions, scored on the test set.
+RATINGS_BASELINES = ["mean_predictor", "zero_predictor"]
 
 
 wildcard_constraints:
-    d1="[0-9]+",
-    d2="[0-9]+",
-    rank="[0-9]+",
+    dataset=f"{SYNTHETIC_ID}|{RATINGS_ID}",
     seed="[0-9]+",
     n_obs="[0-9]+",
     depth="[0-9]+",
@@ -108,7 +117,7 @@ def lists_per_key(value, keys, what, by):
     """(key, list) for each rank or depth; a mapping must have an entry for each key, and no
     entry for a key the experiment does not have (a typo would silently be ignored)."""
     if isinstance(value, dict):
-        unused = sorted(set(value) - {str(k) for k in keys}, key=int)
+        unused = sorted(set(value) - {str(k) for k in keys})
         if unused:
             raise ValueError(
                 f"config: {what} has entries for {by} {', '.join(unused)}, which the experiment "
@@ -122,22 +131,94 @@ def lists_per_key(value, keys, what, by):
     return [(k, value if isinstance(value, list) else value[str(k)]) for k in keys]
 
 
+DATASET_DEFAULTS = {"ratings": None, "download": False, "split": "file_order"}
+DATASETS = {
+    name: {**DATASET_DEFAULTS, **spec}
+    for name, spec in config.get("datasets", {}).items()
+}
+
+
+def ratings_id(name):
+    return f"{name}_{DATASETS[name]['split']}"
+
+
+RATINGS_IDS = {ratings_id(name): name for name in DATASETS}
+
+
+def ratings_file(name):
+    """The ratings file of a dataset (the user's, or the download rule's), or None."""
+    spec = DATASETS[name]
+    if spec["ratings"]:
+        return spec["ratings"]
+    return f"results/downloads/{name}/u.data" if spec["download"] else None
+
+
+def unavailable(name):
+    """Why a dataset's data cannot be had (None when it can): its runs are left out, and the
+    figures and the log say why instead."""
+    spec = DATASETS[name]
+    if spec["ratings"] and not Path(spec["ratings"]).is_file():
+        return f"datasets.{name}.ratings: {spec['ratings']} not found"
+    if ratings_file(name) is None:
+        return (
+            f"no data: set datasets.{name}.ratings to your copy of u.data, or "
+            f"datasets.{name}.download: true to fetch it"
+        )
+    return None
+
+
+def dataset_shape(dataset):
+    """(d1, d2) of a dataset identity."""
+    m = re.fullmatch("([0-9]+)x([0-9]+)_rank([0-9]+)", dataset)
+    if m:
+        return int(m[1]), int(m[2])
+    return tuple(DATASETS[RATINGS_IDS[dataset]]["shape"])
+
+
+def synthetic_params(wildcards):
+    m = re.fullmatch("([0-9]+)x([0-9]+)_rank([0-9]+)", wildcards.dataset)
+    return {"d1": int(m[1]), "d2": int(m[2]), "rank": int(m[3])}
+
+
 def experiment_config(name):
     """An experiment with defaults filled in and every cross-field check done (before any job)."""
-    exp = {**EXPERIMENT_DEFAULTS, **config["experiments"][name]}
+    exp = {
+        **EXPERIMENT_DEFAULTS,
+        "ranks": [],
+        "datasets": [],
+        **config["experiments"][name],
+    }
     where = f"experiments.{name}"
-    d1, d2 = exp["shape"]
-    for key in ("ranks", "depths", "seeds"):
+    if not exp["ranks"] and not exp["datasets"]:
+        raise ValueError(
+            f"config: {where}: give ranks (synthetic data) or datasets (or both)"
+        )
+    if exp["ranks"] and "shape" not in exp:
+        raise ValueError(f"config: {where}: ranks need a shape [d1, d2]")
+    for key in ("ranks", "depths", "seeds", "datasets"):
         check_unique(exp[key], f"{where}.{key}")
-    for rank in exp["ranks"]:
-        if rank > min(d1, d2):
+    for dataset in exp["datasets"]:
+        if dataset not in DATASETS:
             raise ValueError(
-                f"config: {where}.ranks: rank {rank} exceeds min(shape) = {min(d1, d2)}"
+                f"config: {where}.datasets: {dataset!r} is not in datasets (has {sorted(DATASETS)})"
             )
-    for rank, n_obs in lists_per_key(
-        exp["n_obs"], exp["ranks"], f"{where}.n_obs", "rank"
+        if exp["problem"] != "completion":
+            raise ValueError(
+                f"config: {where}.datasets: ratings are a completion problem"
+            )
+    keys = exp["ranks"] + exp["datasets"]
+    shapes = {rank: tuple(exp["shape"]) for rank in exp["ranks"]}
+    shapes.update({ds: tuple(DATASETS[ds]["shape"]) for ds in exp["datasets"]})
+    for rank in exp["ranks"]:
+        if rank > min(exp["shape"]):
+            raise ValueError(
+                f"config: {where}.ranks: rank {rank} exceeds min(shape) = {min(exp['shape'])}"
+            )
+    for key, n_obs in lists_per_key(
+        exp["n_obs"], keys, f"{where}.n_obs", "rank or dataset"
     ):
         check_unique(n_obs, f"{where}.n_obs")
+        d1, d2 = shapes[key]
         for n in n_obs:
             if n > d1 * d2:
                 what = "entries" if exp["problem"] == "completion" else "measurements"
@@ -150,10 +231,11 @@ def experiment_config(name):
             exp[key], exp["depths"], f"{where}.{key}", "depth"
         ):
             check_unique(values, f"{where}.{key}", number)
-    if exp["top_k"] > min(d1, d2):
+    smallest = min(min(shape) for shape in shapes.values())
+    if exp["top_k"] > smallest:
         raise ValueError(
-            f"config: {where}.top_k: {exp['top_k']} exceeds the {min(d1, d2)} singular values "
-            f"of a {d1}x{d2} matrix"
+            f"config: {where}.top_k: {exp['top_k']} exceeds the {smallest} singular values "
+            f"of a {'x'.join(map(str, min(shapes.values(), key=min)))} matrix"
         )
     if "figure3" in exp["figures"] and exp["record_every"] == 0:
         raise ValueError(
@@ -165,22 +247,51 @@ def experiment_config(name):
 EXPERIMENTS = {name: experiment_config(name) for name in config["experiments"]}
 
 
+def data_blocks(name):
+    """The datasets of an experiment that can be had: identity, whether synthetic, rank, n_obs."""
+    exp = EXPERIMENTS[name]
+    for rank in exp["ranks"]:
+        d1, d2 = exp["shape"]
+        yield dict(
+            dataset=f"{d1}x{d2}_rank{rank}",
+            synthetic=True,
+            n_obs=per_key(exp["n_obs"], rank, "n_obs", name),
+        )
+    for ds in exp["datasets"]:
+        if unavailable(ds) is None:
+            yield dict(
+                dataset=ratings_id(ds),
+                synthetic=False,
+                n_obs=per_key(exp["n_obs"], ds, "n_obs", name),
+            )
+
+
+def missing_data(name):
+    """{dataset: why its runs are missing} of an experiment (for the figures)."""
+    return {
+        ds: unavailable(ds)
+        for ds in EXPERIMENTS[name]["datasets"]
+        if unavailable(ds) is not None
+    }
+
+
+for _name in EXPERIMENTS:
+    for _ds, _why in missing_data(_name).items():
+        logger.warning(f"experiment {_name}: dataset {_ds} left out ({_why})")
+
+
 def dmf_runs(name):
     """Wildcard values of every training run of an experiment."""
     exp = EXPERIMENTS[name]
-    d1, d2 = exp["shape"]
-    for rank, depth, seed in itertools.product(
-        exp["ranks"], exp["depths"], exp["seeds"]
+    for block, depth, seed in itertools.product(
+        data_blocks(name), exp["depths"], exp["seeds"]
     ):
         scales = per_key(exp["init_scales"], depth, "init_scales", name)
         lrs = per_key(exp["lrs"], depth, "lrs", name)
-        n_obs = per_key(exp["n_obs"], rank, "n_obs", name)
-        for n, scale, lr in itertools.product(n_obs, scales, lrs):
+        for n, scale, lr in itertools.product(block["n_obs"], scales, lrs):
             yield dict(
                 problem=exp["problem"],
-                d1=d1,
-                d2=d2,
-                rank=rank,
+                dataset=block["dataset"],
                 n_obs=n,
                 seed=seed,
                 depth=depth,
@@ -195,15 +306,86 @@ def dmf_runs(name):
             )
 
 
-def observation_sets(name):
-    """Wildcard values of every (ground truth, observation set) of an experiment."""
+# fp32 matrix products on one CPU core at these sizes (0.3 s for a 18 GFLOP MovieLens step)
+CPU_GFLOPS = 60
+
+
+def warn_of_long_cpu_runs(name):
+    """Say, before they start, how long an experiment's real-data runs take on the CPU."""
     exp = EXPERIMENTS[name]
-    d1, d2 = exp["shape"]
-    for rank, seed in itertools.product(exp["ranks"], exp["seeds"]):
-        for n in per_key(exp["n_obs"], rank, "n_obs", name):
+    runs = [run for run in dmf_runs(name) if run["dataset"] in RATINGS_IDS]
+    if exp["device"] != "cpu" or not runs:
+        return
+    flops = sum(
+        step_flops(dataset_shape(run["dataset"]), run["depth"]) * run["max_iters"]
+        for run in runs
+    )
+    logger.warning(
+        f"experiment {name}: {len(runs)} runs on real data on the CPU, up to "
+        f"{flops / CPU_GFLOPS / 1e9 / 3600:.0f} CPU-hours at ~{CPU_GFLOPS} GFLOP/s "
+        f"({exp['max_iters']} steps each; they stop earlier at the loss threshold). On a GPU "
+        f"machine set device: cuda in experiments.{name}."
+    )
+
+
+for _name in EXPERIMENTS:
+    warn_of_long_cpu_runs(_name)
+
+
+def observation_sets(name):
+    """Every observation set of an experiment, with its reference rows."""
+    exp = EXPERIMENTS[name]
+    for block, seed in itertools.product(data_blocks(name), exp["seeds"]):
+        for n in block["n_obs"]:
             yield dict(
-                problem=exp["problem"], d1=d1, d2=d2, rank=rank, n_obs=n, seed=seed
+                problem=exp["problem"],
+                dataset=block["dataset"],
+                n_obs=n,
+                seed=seed,
+                synthetic=block["synthetic"],
+                baselines=exp["baselines"] if block["synthetic"] else RATINGS_BASELINES,
             )
+
+
+def data_files(obs):
+    """The data files of an observation set (ground truth and observations, or the split)."""
+    base = DATA_BASE.format(**obs)
+    files = [f"{base}/{obs['problem']}_n{obs['n_obs']}.npz"]
+    return files + ([f"{base}/ground_truth.npz"] if obs["synthetic"] else [])
+
+
+def train_inputs(wildcards):
+    """A run's data: the observations, and the ground truth where there is one."""
+    base = DATA_BASE.format(**dict(wildcards.items()))
+    inputs = {"observations": f"{base}/{wildcards.problem}_n{wildcards.n_obs}.npz"}
+    if re.fullmatch(SYNTHETIC_ID, wildcards.dataset):
+        inputs["ground_truth"] = f"{base}/ground_truth.npz"
+    return inputs
+
+
+def ratings_input(wildcards):
+    return ratings_file(RATINGS_IDS[wildcards.dataset])
+
+
+def ratings_params(wildcards):
+    spec = DATASETS[RATINGS_IDS[wildcards.dataset]]
+    return {"split": spec["split"], "shape": spec["shape"]}
+
+
+def download_params(wildcards):
+    spec = DATASETS[wildcards.name]
+    return {
+        "url": spec.get("url", MOVIELENS_100K_URL),
+        "sha256": spec.get("sha256", MOVIELENS_100K_SHA256),
+    }
+
+
+def sensing_mem_mb(wildcards):
+    """Memory for the m x d1 x d2 measurement matrices of a sensing problem."""
+    if wildcards.problem != "sensing":
+        return 0
+    d1, d2 = dataset_shape(wildcards.dataset)
+    return int(wildcards.n_obs) * d1 * d2 * 12 // 2**20
 
 
 def metrics_files(wildcards):
@@ -211,7 +393,7 @@ def metrics_files(wildcards):
     name = wildcards.experiment
     files = [f"{DMF_DIR.format(**run)}/metrics.json" for run in dmf_runs(name)]
     for obs in observation_sets(name):
-        for baseline in EXPERIMENTS[name]["baselines"]:
+        for baseline in obs["baselines"]:
             files.append(f"{RUN_BASE.format(**obs)}/{baseline}/metrics.json")
     return files
 
@@ -275,12 +457,8 @@ def run_files(name):
     )
     files += [f"{DMF_DIR.format(**run)}/matrix.npz" for run in dmf_runs(name)]
     for obs in observation_sets(name):
-        base = "results/data/{d1}x{d2}_rank{rank}/seed{seed}".format(**obs)
-        files += [
-            f"{base}/ground_truth.npz",
-            f"{base}/{obs['problem']}_n{obs['n_obs']}.npz",
-        ]
-        if "nuclear_norm" in EXPERIMENTS[name]["baselines"]:
+        files += data_files(obs)
+        if "nuclear_norm" in obs["baselines"]:
             files.append(f"{RUN_BASE.format(**obs)}/nuclear_norm/matrix.npz")
     return files
 

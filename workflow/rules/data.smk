@@ -1,14 +1,17 @@
 rule ground_truth:
     output:
-        "results/data/{d1}x{d2}_rank{rank}/seed{seed}/ground_truth.npz",
+        "results/data/{dataset}/seed{seed}/ground_truth.npz",
     log:
-        "results/data/{d1}x{d2}_rank{rank}/seed{seed}/ground_truth.log",
+        "results/data/{dataset}/seed{seed}/ground_truth.log",
+    wildcard_constraints:
+        dataset=SYNTHETIC_ID,
     conda:
         "../../envs/dmf.yaml"
     resources:
         runtime=5,
         mem_mb=500,
     params:
+        synthetic=synthetic_params,
         code=CODE,
     script:
         "../scripts/ground_truth.py"
@@ -16,23 +19,61 @@ rule ground_truth:
 
 rule observations:
     input:
-        ground_truth="results/data/{d1}x{d2}_rank{rank}/seed{seed}/ground_truth.npz",
+        ground_truth="results/data/{dataset}/seed{seed}/ground_truth.npz",
     output:
-        "results/data/{d1}x{d2}_rank{rank}/seed{seed}/{problem}_n{n_obs}.npz",
+        "results/data/{dataset}/seed{seed}/{problem}_n{n_obs}.npz",
     log:
-        "results/data/{d1}x{d2}_rank{rank}/seed{seed}/{problem}_n{n_obs}.log",
+        "results/data/{dataset}/seed{seed}/{problem}_n{n_obs}.log",
+    wildcard_constraints:
+        dataset=SYNTHETIC_ID,
     conda:
         "../../envs/dmf.yaml"
     resources:
         runtime=5,
         # sensing stores m x d1 x d2 measurement matrices
-        mem_mb=lambda wc: 500
-        + (
-            int(wc.n_obs) * int(wc.d1) * int(wc.d2) * 12 // 2**20
-            if wc.problem == "sensing"
-            else 0
-        ),
+        mem_mb=lambda wc: 500 + sensing_mem_mb(wc),
     params:
         code=CODE,
     script:
         "../scripts/observations.py"
+
+
+# A ratings file split into the training set and the test set (the rest), stored like any
+# observation set.
+rule ratings_split:
+    input:
+        ratings=ratings_input,
+    output:
+        "results/data/{dataset}/seed{seed}/completion_n{n_obs}.npz",
+    log:
+        "results/data/{dataset}/seed{seed}/completion_n{n_obs}.log",
+    wildcard_constraints:
+        dataset=RATINGS_ID,
+    conda:
+        "../../envs/dmf.yaml"
+    resources:
+        runtime=5,
+        mem_mb=1000,
+    params:
+        dataset=ratings_params,
+        code=CODE,
+    script:
+        "../scripts/ratings_split.py"
+
+
+# Only for a dataset with `download: true`: GroupLens' archive, checked against its SHA-256.
+rule download_ratings:
+    output:
+        "results/downloads/{name}/u.data",
+    log:
+        "results/downloads/{name}/download.log",
+    retries: 2
+    conda:
+        "../../envs/dmf.yaml"
+    resources:
+        runtime=10,
+        mem_mb=500,
+    params:
+        source=download_params,
+    script:
+        "../scripts/download_ratings.py"

@@ -20,5 +20,7 @@ rule figure:
     params:
         # the plotting code: editing it redraws the figures (and nothing else)
         code=PLOTS_CODE,
+        # datasets whose data are missing: the figure says why
+        missing=lambda wc: missing_data(wc.experiment),
     script:
         "../scripts/figure.py"

@@ -11,4 +11,5 @@ with logged(snakemake.log[0]):
         snakemake.input.trajectories,
         snakemake.output.png,
         snakemake.output.pdf,
+        dict(snakemake.params.missing),
     )

@@ -5,7 +5,9 @@ limit_blas_threads(1)
 from dmfcore.experiment import generate_ground_truth, logged  # noqa: E402
 from dmfcore.provenance import check_code_fingerprint  # noqa: E402
 
-w = snakemake.wildcards
+data = snakemake.params.synthetic
 with logged(snakemake.log[0]):
     check_code_fingerprint(snakemake.params.code)
-    generate_ground_truth(snakemake.output[0], int(w.d1), int(w.d2), int(w.rank), int(w.seed))
+    generate_ground_truth(
+        snakemake.output[0], data["d1"], data["d2"], data["rank"], int(snakemake.wildcards.seed)
+    )

@@ -1,0 +1,6 @@
+from dmfcore.experiment import logged
+from dmfcore.ratings import download_ratings
+
+with logged(snakemake.log[0]):
+    source = snakemake.params.source
+    download_ratings(source["url"], snakemake.output[0], source["sha256"])
