@@ -62,3 +62,15 @@ def test_solver_choice_by_size_and_agreement_on_small_sensing():
         assert np.max(np.abs(a @ res.w.reshape(-1) - small.y)) < 1e-9
     with pytest.raises(ValueError, match="solver"):
         min_nuclear_norm(small, "mosek")
+
+
+def test_large_completion_goes_to_the_first_order_solver():
+    from dmfcore.convex import choose_solver
+    from dmfcore.problems import CompletionObservations
+
+    def observations(d1, d2):
+        idx = np.arange(10)
+        return CompletionObservations((d1, d2), idx, idx, np.ones(10))
+
+    assert choose_solver(observations(100, 100)) == "cvxpy-scs"
+    assert choose_solver(observations(943, 1682)) == "admm-svt"  # MovieLens 100K

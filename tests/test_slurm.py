@@ -223,7 +223,6 @@ def test_jobs_go_through_sbatch_in_bundles(cluster_run):
         if "train" in log.parent.name:  # 4 runs x 5 min, 1 GB (the profile's per-run values)
             assert job["TimeLimit"] == "00:20:00" and job["MinMemoryNode"] == "1000M", job
             assert "gres/gpu" not in job.get("TRES", ""), job
-    assert seconds < 180
 
 
 @pytest.mark.slurm

@@ -28,6 +28,9 @@ SOLVERS = ("auto", "cvxpy-scs", "admm-svt")
 # sensing instances with m * d1 * d2 above this go to the first-order solver (SCS's KKT
 # system grows with the number of nonzeros of the stacked measurement matrix)
 SCS_SENSING_MAX_ENTRIES = 1_000_000
+# completion matrices with more entries than this go to the first-order solver too: SCS's
+# semidefinite formulation has a (d1 + d2)^2 matrix variable (MovieLens 100K: 2625^2)
+SCS_COMPLETION_MAX_ENTRIES = 250_000
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,11 @@ NUCLEAR_NORM_TOL = 1e-8
 
 
 def choose_solver(obs: Observations) -> str:
-    """``cvxpy-scs`` for completion and small sensing instances, ``admm-svt`` otherwise."""
-    if isinstance(obs, SensingObservations) and obs.m * obs.shape[0] * obs.shape[1] > SCS_SENSING_MAX_ENTRIES:
+    """``cvxpy-scs`` for small instances, ``admm-svt`` for large ones (see the limits above)."""
+    d1, d2 = obs.shape
+    if isinstance(obs, SensingObservations) and obs.m * d1 * d2 > SCS_SENSING_MAX_ENTRIES:
+        return "admm-svt"
+    if isinstance(obs, CompletionObservations) and d1 * d2 > SCS_COMPLETION_MAX_ENTRIES:
         return "admm-svt"
     return "cvxpy-scs"
 

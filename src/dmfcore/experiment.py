@@ -248,13 +248,15 @@ def run_dmf(
     init_seed = stream_seed(config.seed, "init", config.depth)
     factors = init_factors(obs.shape, config.depth, config.init, config.init_scale, init_seed, config.width)
     recording = outputs.trajectory is not None
-    checkpoint_key = json.dumps(
-        [asdict(config), str(observations_path), str(ground_truth_path), code_fingerprint(), recording]
-    )
+    # a checkpoint is this run's only if the config, the data and the code are the same
+    data_digest = hashlib.sha256(Path(observations_path).read_bytes()).hexdigest()
+    checkpoint_key = json.dumps([asdict(config), data_digest, str(ground_truth_path), code_fingerprint(), recording])
     checkpointing = Checkpointing(
         Path(outputs.matrix).parent / "checkpoint.npz", CHECKPOINT_EVERY,
         hashlib.sha256(checkpoint_key.encode()).hexdigest(),
     )
+    if (saved := checkpointing.load()) is not None:
+        log.info("resuming from the checkpoint at step %d (%s)", saved[2], checkpointing.path)
     result = train(
         make_objective(obs, backend),
         [backend.asarray(f) for f in factors],

@@ -164,6 +164,32 @@ def _alignment_depth(depths: list[int]) -> int | None:
     return 2 if 2 in deep else (min(deep) if deep else None)
 
 
+def _settled_step(run: pd.DataFrame, sigma_cols: list[str], tol: float = 0.01) -> int:
+    """The first recorded step after which every singular value stays within ``tol`` times the
+    largest final one of its final value (the panels stop a little after it: the long tail of
+    a slow convergence would squash the dynamics into the left edge)."""
+    sigma = run[sigma_cols].to_numpy(dtype=float)
+    far = np.abs(sigma - sigma[-1]).max(axis=1) > tol * max(float(np.abs(sigma[-1]).max()), 1e-300)
+    last_far = np.flatnonzero(far)
+    steps = run["step"].to_numpy()
+    return int(steps[min(last_far[-1] + 1, len(steps) - 1)]) if len(last_far) else int(steps[0])
+
+
+def _shown_steps(run: pd.DataFrame, sigma_cols: list[str]) -> pd.DataFrame:
+    """The records a panel shows: up to a little after the singular values have settled."""
+    if len(run) < 2:
+        return run
+    limit = max(1.15 * _settled_step(run, sigma_cols), run["step"].iloc[1])
+    return run[run["step"] <= limit]
+
+
+def _step_axis(ax: Any) -> None:
+    from matplotlib.ticker import EngFormatter
+
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_xlabel("step")
+
+
 def figure3(
     frame: pd.DataFrame,
     trajectories: pd.DataFrame,
@@ -198,15 +224,15 @@ def figure3(
         sigma_cols = sorted((c for c in traj.columns if c.startswith("sigma_") and traj[c].notna().any()),
                             key=lambda c: int(c.split("_")[1]))
         for ax, depth in zip(row, depths):
-            run = traj[traj["depth"] == depth].sort_values("step")
+            run = _shown_steps(traj[traj["depth"] == depth].sort_values("step"), sigma_cols)
             for col in sigma_cols:
                 ax.plot(run["step"], run[col], linewidth=1.2)
             ax.set_title(f"depth {depth}: top {len(sigma_cols)} singular values", fontsize=9)
-            ax.set_xlabel("step")
+            _step_axis(ax)
             ax.grid(True, alpha=0.3)
         if align is not None:
             ax = row[len(depths)]
-            run = traj[traj["depth"] == align].sort_values("step")
+            run = _shown_steps(traj[traj["depth"] == align].sort_values("step"), sigma_cols)
             for kind, color in (("diag", "C0"), ("offdiag", "C3")):
                 mean, std = run[f"{kind}_mean"].to_numpy(), run[f"{kind}_std"].to_numpy()
                 label = "|diagonal|" if kind == "diag" else "|off-diagonal|"
@@ -214,18 +240,22 @@ def figure3(
                 ax.fill_between(run["step"], np.maximum(mean - std, mean * 1e-3), mean + std, color=color,
                                 alpha=0.2, linewidth=0)
             ax.set_yscale("log")
-            ax.set_title(f"depth {align}: entries of U^T grad l(W) V (mean, band: std)", fontsize=9)
-            ax.set_xlabel("step")
+            ax.set_title(f"depth {align}: |U^T grad l(W) V| (band: std)", fontsize=9)
+            _step_axis(ax)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
-        error = _error_column(runs)
-        what = "observed entries" if error == "recon_error" else "training ratings"
+        if _error_column(runs) == "test_error":
+            what = "training ratings"
+        else:
+            what = _OBS_LABEL.get(str(runs["problem"].iloc[0]), "observations").removeprefix("number of ")
         row[0].set_ylabel(f"{dataset}\n{n_obs} {what}, seed {seed}")
-    for row, (dataset, why) in zip(axes[len(datasets):], missing.items()):
-        for ax in row:
-            ax.set_axis_off()
-        row[0].text(0.0, 0.5, f"{dataset}: not drawn\n{why}", transform=row[0].transAxes, fontsize=10,
-                    va="center", ha="left", wrap=True)
+    for r, (dataset, why) in enumerate(missing.items(), start=len(datasets)):
+        for ax in axes[r]:
+            ax.remove()
+        note = fig.add_subplot(axes[0][0].get_gridspec()[r, :])  # one panel across the row
+        note.set_axis_off()
+        note.text(0.5, 0.5, f"{dataset}: not drawn\n{why}", transform=note.transAxes, fontsize=10,
+                  va="center", ha="center", in_layout=False)
     problem = str(frame["problem"].iloc[0]) if not frame.empty else "completion"
     fig.suptitle(f"{problem}: singular values of the end-to-end matrix during training")
     _save(fig, png, pdf)

@@ -1,7 +1,6 @@
 rule min_nuclear_norm:
     input:
-        ground_truth="results/data/{dataset}/seed{seed}/ground_truth.npz",
-        observations="results/data/{dataset}/seed{seed}/{problem}_n{n_obs}.npz",
+        unpack(data_inputs),
     output:
         matrix="results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/nuclear_norm/matrix.npz",
         metrics="results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/nuclear_norm/metrics.json",

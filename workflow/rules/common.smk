@@ -343,7 +343,12 @@ def observation_sets(name):
                 n_obs=n,
                 seed=seed,
                 synthetic=block["synthetic"],
-                baselines=exp["baselines"] if block["synthetic"] else RATINGS_BASELINES,
+                baselines=(
+                    exp["baselines"]
+                    if block["synthetic"]
+                    else RATINGS_BASELINES
+                    + [b for b in exp["baselines"] if b == "nuclear_norm"]
+                ),
             )
 
 
@@ -354,8 +359,8 @@ def data_files(obs):
     return files + ([f"{base}/ground_truth.npz"] if obs["synthetic"] else [])
 
 
-def train_inputs(wildcards):
-    """A run's data: the observations, and the ground truth where there is one."""
+def data_inputs(wildcards):
+    """A run's (or a baseline's) data: the observations, and the ground truth where there is one."""
     base = DATA_BASE.format(**dict(wildcards.items()))
     inputs = {"observations": f"{base}/{wildcards.problem}_n{wildcards.n_obs}.npz"}
     if re.fullmatch(SYNTHETIC_ID, wildcards.dataset):

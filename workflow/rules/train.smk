@@ -1,6 +1,6 @@
 rule train_dmf:
     input:
-        unpack(train_inputs),
+        unpack(data_inputs),
     output:
         matrix="results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/dmf_depth{depth}_{init}{init_scale}_{optimizer}_lr{lr}_stop{loss_threshold}_max{max_iters}_{device}_{dtype}/matrix.npz",
         metrics="results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/dmf_depth{depth}_{init}{init_scale}_{optimizer}_lr{lr}_stop{loss_threshold}_max{max_iters}_{device}_{dtype}/metrics.json",

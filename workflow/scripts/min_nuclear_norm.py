@@ -9,7 +9,7 @@ out = snakemake.output
 with logged(snakemake.log[0]):
     check_code_fingerprint(snakemake.params.code)
     run_min_nuclear_norm(
-        snakemake.input.ground_truth,
+        snakemake.input.get("ground_truth"),  # none for real data
         snakemake.input.observations,
         RunOutputs(out.matrix, out.metrics, snakemake.log[0]),
         seed=int(snakemake.wildcards.seed),
