@@ -503,3 +503,21 @@ def test_real_data_runs_through_the_workflow(tmp_path):
     assert (wf / "results/downloads/toy/u.data").read_bytes() == ratings.read_bytes()
     table = pd.read_parquet(wf / "results/default/tables/dyn.parquet")
     assert "toy_file_order" in set(table["dataset"])
+
+
+def test_theory_checks_are_targets_with_tables_and_figures(tmp_path):
+    wf = _copy_workflow(tmp_path / "wf")
+    config = {**yaml.safe_load(yaml.safe_dump(SMALL)), "theory": ["single_measurement", "commuting"]}
+    cfg = _write_config(tmp_path / "theory.yaml", config)
+    snakemake(wf, "--cores", "2", "--configfile", str(cfg))
+    out = wf / "results/default"
+    single = pd.read_parquet(out / "tables/theory_single_measurement.parquet")
+    assert set(single["depth"]) == {1, 2, 3, 4} and (single["max_rel_deviation"] < 5e-3).all()
+    commuting = pd.read_parquet(out / "tables/theory_commuting.parquet")
+    assert commuting["relative_gap"].is_monotonic_decreasing and len(commuting) >= 4
+    proposition1 = pd.read_parquet(out / "tables/theory_commuting_points.parquet")
+    assert (proposition1["schatten_p_perturbed"] < proposition1["schatten_p_limit"]).all()
+    assert single["code_fingerprint"].nunique() == 1
+    for check in ("single_measurement", "commuting"):
+        assert (out / f"figures/theory_{check}.png").stat().st_size > 10_000
+    assert job_counts(wf, "--configfile", str(cfg)) == {}

@@ -61,6 +61,7 @@ def _record(
 ) -> None:
     stats = alignment_statistics(w, grad_w)
     sigma = stats.pop("sigma")
+    projection = stats.pop("projection")
     row: dict[str, float] = {"step": t, "time": elapsed, "train_loss": loss}
     if w_star is not None:
         d = w - w_star
@@ -70,6 +71,8 @@ def _record(
     row.update(stats)
     for i in range(top_k):
         row[f"sigma_{i + 1}"] = float(sigma[i]) if i < sigma.size else 0.0
+    for i in range(top_k):  # u_i^T grad l(W) v_i: with sigma_i, Theorem 3's rate (dmfcore.dynamics)
+        row[f"proj_{i + 1}"] = float(projection[i]) if i < projection.size else 0.0
     for key, value in row.items():
         traj.setdefault(key, []).append(value)
 
@@ -143,7 +146,8 @@ def train(
     ``record_every = k > 0`` records, every k steps and at the last step: step, elapsed
     gradient-flow time, train loss, reconstruction error (when ``ground_truth``, a backend
     array, is given), the columns that ``evaluate(W)`` returns (e.g. a held-out test error),
-    the ``top_k`` singular values of W, and Corollary 1's alignment statistics. With
+    the ``top_k`` singular values of W with their projections ``u_r^T grad l(W) v_r``
+    (``proj_r``), and Corollary 1's alignment statistics. With
     ``checkpointing``, the run saves its state at a fixed interval and resumes from a
     checkpoint of itself (:class:`Checkpointing`).
     Raises :class:`TrainingDivergedError` naming the step and the last finite loss if the

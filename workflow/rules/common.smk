@@ -468,7 +468,20 @@ def run_files(name):
     return files
 
 
+def theory_files():
+    return [
+        f"{OUT}/{kind}/theory_{check}{suffix}"
+        for check in config.get("theory", [])
+        for kind, suffix in (
+            ("tables", ".parquet"),
+            ("tables", "_points.parquet"),
+            ("figures", ".png"),
+            ("figures", ".pdf"),
+        )
+    ]
+
+
 def all_targets():
-    tables = [f"{OUT}/tables/{name}.parquet" for name in EXPERIMENTS]
+    tables = [f"{OUT}/tables/{name}.parquet" for name in EXPERIMENTS] + theory_files()
     runs = sorted({f for name in EXPERIMENTS for f in run_files(name)})
     return tables + figure_files() + runs
