@@ -5,6 +5,8 @@ snakemake --cores all --configfile presets/paper.yaml    # the paper-scale grid
 snakemake --report results/report.html                   # figures with captions
 """
 
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -17,6 +19,11 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
+include: "workflow/rules/validation.smk"
+
+
+# one readable line per problem first; then Snakemake's own validation
+check_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

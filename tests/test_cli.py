@@ -43,3 +43,27 @@ def test_cli_bad_arguments_exit_nonzero_with_message(tmp_path, capsys):
 def test_console_script_help():
     res = subprocess.run([sys.executable, "-m", "dmfcore.cli", "run", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "--n-obs" in res.stdout
+
+
+def test_cli_checks_every_argument_before_writing_anything(tmp_path, capsys):
+    """Before: an invalid argument was rejected only after --out/data/*.npz had been written."""
+    import torch
+
+    base = ["run", "--d", "6", "--rank", "1", "--n-obs", "10"]
+    cases = [
+        (["--depth", "0"], "depth must be an integer >= 1"),
+        (["--init-scale", "-1"], "--init-scale must be a positive finite number"),
+        (["--lr", "0"], "lr must be a positive finite number"),
+        (["--n-obs", "500"], "n_obs=500 exceeds the 36 entries of a 6x6 matrix"),
+        (["--rank", "7"], "--rank 7 exceeds min(d1, d2) = 6"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "torch sees no CUDA device"))
+    for k, (extra, message) in enumerate(cases):
+        out = tmp_path / f"out{k}"
+        assert main(base + extra + ["--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+        assert not out.exists(), extra
+    help_text = subprocess.run([sys.executable, "-m", "dmfcore.cli", "nuclear-norm", "--help"], capture_output=True,
+                               text=True).stdout
+    assert "chosen by size" in help_text and "(default: 1e-08)" in help_text

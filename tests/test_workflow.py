@@ -259,12 +259,16 @@ def test_killed_workflow_resumes_without_redoing_finished_runs(tmp_path):
 
 BAD_CONFIGS = [
     # the message itself: the key, the value and the reason, on one line
-    ({"colour": "red"}, r"Additional properties are not allowed \('colour' was unexpected\)"),
-    ({"n_obs": [-5]}, r"\[-5\] is not valid under any of the given schemas"),
+    ({"colour": "red"}, r"config\.experiments\.tiny: unknown key 'colour' \(known keys: baselines, datasets,"),
+    ({"depth": [2]}, r"config\.experiments\.tiny: unknown key 'depth' \(did you mean 'depths'\?\)"),
+    ({"n_obs": [-5]}, r"config\.experiments\.tiny\.n_obs\[0\]: -5 is less than the minimum of 1"),
+    ({"init_scales": [-0.001]},
+     r"config\.experiments\.tiny\.init_scales\[0\]: -0.001 is less than or equal to the minimum of 0"),
     ({"n_obs": [500]}, r"experiments\.tiny\.n_obs: 500 entries exceed the 400 entries of a 20x20 matrix"),
-    ({"depths": [0]}, r"0 is less than the minimum of 1"),
-    ({"problem": "tensor_completion"}, r"'tensor_completion' is not one of \['completion', 'sensing'\]"),
-    ({"optimizer": "adam"}, r"'adam' is not one of \['gd', 'group_rmsprop'\]"),
+    ({"depths": [0]}, r"config\.experiments\.tiny\.depths\[0\]: 0 is less than the minimum of 1"),
+    ({"problem": "tensor_completion"},
+     r"config\.experiments\.tiny\.problem: 'tensor_completion' is not one of \['completion', 'sensing'\]"),
+    ({"optimizer": "adam"}, r"config\.experiments\.tiny\.optimizer: 'adam' is not one of \['gd', 'group_rmsprop'\]"),
     ({"init_scales": {"2": [0.001]}}, r"experiments\.tiny\.init_scales has no entry for depth 3 \(has \['2'\]\)"),
     ({"init_scales": {"2": [0.001], "3": [0.001], "5": [0.01]}},
      r"experiments\.tiny\.init_scales has entries for depth 5, which the experiment does not have"),

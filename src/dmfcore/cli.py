@@ -14,15 +14,16 @@ limit_blas_threads(1, override=False)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from .backend import DEVICES, DTYPES
+from .backend import DEVICES, DTYPES, resolve_backend
 from .convex import NUCLEAR_NORM_TOL
 from .experiment import RunOutputs, TrainConfig, generate_ground_truth, generate_observations, run_dmf, run_min_nuclear_norm
 from .io import DataFileError
-from .model import INITS
-from .optimizers import OPTIMIZERS
+from .model import INITS, factor_shapes
+from .optimizers import OPTIMIZERS, make_optimizer
 from .problems import PROBLEMS
 
 
@@ -56,6 +57,37 @@ def _data_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     return gt, obs
 
 
+def _run_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's settings, checked (depth, init scale, learning rate, device) before any work."""
+    config = TrainConfig(
+        depth=args.depth, init=args.init, init_scale=args.init_scale, lr=args.lr,
+        optimizer=args.optimizer, seed=args.seed, max_iters=args.max_iters,
+        loss_threshold=args.loss_threshold, record_every=args.record_every, top_k=args.top_k,
+        device=args.device, dtype=args.dtype,
+    )
+    factor_shapes((2, 2), config.depth)  # depth >= 1
+    if not (config.init_scale > 0 and math.isfinite(config.init_scale)):
+        raise ValueError(f"--init-scale must be a positive finite number, got {config.init_scale!r}")
+    make_optimizer(config.optimizer, config.lr)  # lr > 0
+    if config.top_k < 1:
+        raise ValueError(f"--top-k must be >= 1, got {config.top_k}")
+    resolve_backend(config.device, config.dtype)  # e.g. cuda without a GPU
+    return config
+
+
+def _check_data_args(args: argparse.Namespace) -> None:
+    """The data to generate (when no files are given): sizes, rank and number of observations."""
+    if args.ground_truth is not None:
+        return
+    d1, d2 = args.d1 or args.d, args.d2 or args.d
+    if min(d1, d2) < 1 or args.rank < 1 or args.n_obs < 1:
+        raise ValueError(f"--d/--d1/--d2, --rank and --n-obs must be >= 1, got {d1}x{d2}, {args.rank}, {args.n_obs}")
+    if args.rank > min(d1, d2):
+        raise ValueError(f"--rank {args.rank} exceeds min(d1, d2) = {min(d1, d2)}")
+    if args.n_obs > d1 * d2:
+        raise ValueError(f"n_obs={args.n_obs} exceeds the {d1 * d2} entries of a {d1}x{d2} matrix")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dmf", description="Deep matrix factorization: one run outside Snakemake.",
@@ -85,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", choices=DTYPES, default=TrainConfig.dtype, help="training precision")
     nn = sub.add_parser(
         "nuclear-norm", help="minimum nuclear norm baseline (cvxpy + SCS or certified ADMM, chosen by size)",
+        description="The minimum nuclear norm matrix that fits the observations exactly: cvxpy + SCS for "
+        "small problems, the certified first-order solver (ADMM) for large ones, chosen by size.",
         formatter_class=defaults,
     )
     _data_args(nn)
@@ -97,14 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        # every argument is checked before anything is written under --out
+        config = _run_config(args) if args.command == "run" else None
+        _check_data_args(args)
         gt, obs = _data_paths(args)
-        if args.command == "run":
-            config = TrainConfig(
-                depth=args.depth, init=args.init, init_scale=args.init_scale, lr=args.lr,
-                optimizer=args.optimizer, seed=args.seed, max_iters=args.max_iters,
-                loss_threshold=args.loss_threshold, record_every=args.record_every, top_k=args.top_k,
-                device=args.device, dtype=args.dtype,
-            )
+        if config is not None:
             record = run_dmf(gt, obs, config, _outputs(args.out, args.record_every > 0), {"experiment": "cli"})
         else:
             record = run_min_nuclear_norm(
