@@ -106,7 +106,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path, optimize
     assert resumed.iterations == whole.iterations == 400
     for a, b in zip(resumed.factors, whole.factors):
         assert np.array_equal(a, b)
-    assert resumed.elapsed_time == whole.elapsed_time
+    assert resumed.flow_time == whole.flow_time
     assert pd.DataFrame(resumed.trajectory).equals(pd.DataFrame(whole.trajectory))
     # another run's checkpoint is ignored, not resumed from
     other = KilledAt(objective, -1)
@@ -129,7 +129,7 @@ def test_recorded_curves_are_those_of_gradient_flow():
         res = train(objective, factors, gd(lr), max_iters=steps, loss_threshold=0.0,
                     record_every=steps // 40, top_k=3)
         traj = pd.DataFrame(res.trajectory)
-        return traj[["sigma_1", "sigma_2", "sigma_3"]].to_numpy(), traj["time"].to_numpy()
+        return traj[["sigma_1", "sigma_2", "sigma_3"]].to_numpy(), traj["flow_time"].to_numpy()
 
     (coarse, t1), (fine, t2), (finer, t3) = curve(2.0), curve(1.0), curve(0.5)
     assert np.allclose(t1, t2) and np.allclose(t2, t3)  # the same flow times

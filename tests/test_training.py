@@ -57,7 +57,7 @@ def test_stops_at_max_iters_unconverged():
     backend, _, objective = _setup(0)
     res = _run(backend, objective, 2, 0, max_iters=50)
     assert res.iterations == 50 and not res.converged
-    assert res.elapsed_time > 0
+    assert res.flow_time > 0
 
 
 def test_divergence_names_step_and_last_finite_loss():
@@ -76,7 +76,7 @@ def test_recording_trajectory():
     assert n == res.iterations // 100 + 1 + (res.iterations % 100 != 0)
     assert all(len(v) == n for v in traj.values())
     assert traj["step"][0] == 0 and traj["step"][-1] == res.iterations
-    assert traj["time"][0] == 0 and traj["time"][-1] == pytest.approx(res.elapsed_time)
+    assert traj["flow_time"][0] == 0 and traj["flow_time"][-1] == pytest.approx(res.flow_time)
     assert traj["train_loss"][-1] == pytest.approx(res.train_loss)
     assert traj["recon_error"][-1] == pytest.approx(reconstruction_error(res.w, w_star), rel=1e-4)
     for a, b in zip(traj["sigma_1"], traj["sigma_2"]):

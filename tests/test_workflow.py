@@ -153,7 +153,7 @@ def test_tiny_workflow_end_to_end(tiny_run):
             assert img.size[0] > 300 and img.size[1] > 200
         assert (wf / f"results/default/figures/tiny_{fig}.pdf").read_bytes()[:5] == b"%PDF-"
     traj = pd.read_parquet(next((wf / "results/runs").rglob("trajectory.parquet")))
-    assert {"step", "time", "train_loss", "recon_error", "sigma_1"} <= set(traj.columns)
+    assert {"step", "flow_time", "train_loss", "recon_error", "sigma_1", "proj_1"} <= set(traj.columns)
     snakemake(wf, "--configfile", str(cfg), "--report", "results/default/report.html")
     report = (wf / "results/default/report.html").read_text()
     assert "tiny_figure1.png" in report

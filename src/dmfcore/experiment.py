@@ -287,10 +287,9 @@ def run_dmf(
         # the paper reports the best test error seen during training
         **({"min_test_error": min(result.trajectory["test_error"])} if "test_error" in result.trajectory else {}),
         "wall_seconds": result.wall_seconds,
-        "flow_time": result.elapsed_time,
+        "flow_time": result.flow_time,
         "device": backend.label,
         "dtype": config.dtype,
-        "solver": config.optimizer,
         "max_residual": max_constraint_residual(result.w, obs),
         "record_every": config.record_every,
         "top_k": config.top_k,

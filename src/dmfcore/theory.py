@@ -70,7 +70,7 @@ def rate_points(trajectory: dict[str, list], depth: int, top_k: int) -> pd.DataF
     the points that count (see the module docstring).
     """
     traj = pd.DataFrame(trajectory)
-    t = traj["time"].to_numpy()
+    t = traj["flow_time"].to_numpy()
     sigma = traj[[f"sigma_{r}" for r in range(1, top_k + 1)]].to_numpy()
     proj = traj[[f"proj_{r}" for r in range(1, top_k + 1)]].to_numpy()
     measured = (sigma[2:] - sigma[:-2]) / (t[2:] - t[:-2])[:, None]
@@ -84,7 +84,7 @@ def rate_points(trajectory: dict[str, list], depth: int, top_k: int) -> pd.DataF
     rows, r = np.indices(measured.shape)
     return pd.DataFrame({
         "step": traj["step"].to_numpy()[1:-1][rows.ravel()],
-        "time": t[1:-1][rows.ravel()],
+        "flow_time": t[1:-1][rows.ravel()],
         "r": r.ravel() + 1,
         "sigma": sigma[1:-1].ravel(),
         "measured_rate": measured.ravel(),
@@ -123,7 +123,7 @@ def rate_check(
     rel = (np.abs(counted["measured_rate"] - counted["predicted_rate"]) / np.abs(counted["predicted_rate"])).to_numpy()
     summary = {
         "problem": problem, "d": d, "rank": rank, "n_obs": n_obs, "depth": depth, "init": init,
-        "init_scale": init_scale, "lr": lr, "steps": result.iterations, "flow_time": result.elapsed_time,
+        "init_scale": init_scale, "lr": lr, "steps": result.iterations, "flow_time": result.flow_time,
         "final_loss": result.train_loss, "points": int(rel.size),
         "median_rel_error": float(np.median(rel)) if rel.size else math.nan,
         "p90_rel_error": float(np.quantile(rel, 0.9)) if rel.size else math.nan,

@@ -43,7 +43,7 @@ class TrainResult:
     converged: bool
     train_loss: float
     wall_seconds: float
-    elapsed_time: float  # gradient-flow time: sum of step sizes
+    flow_time: float  # gradient-flow time: sum of step sizes
     trajectory: dict[str, list] = field(default_factory=dict)  # column -> values, empty if not recorded
     factors: list[np.ndarray] = field(default_factory=list)  # final W_1 .. W_N (float64 NumPy copies)
 
@@ -62,7 +62,7 @@ def _record(
     stats = alignment_statistics(w, grad_w)
     sigma = stats.pop("sigma")
     projection = stats.pop("projection")
-    row: dict[str, float] = {"step": t, "time": elapsed, "train_loss": loss}
+    row: dict[str, float] = {"step": t, "flow_time": elapsed, "train_loss": loss}
     if w_star is not None:
         d = w - w_star
         row["recon_error"] = float((d * d).sum()) / (d.shape[0] * d.shape[1])
