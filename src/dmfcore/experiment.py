@@ -39,6 +39,7 @@ from .io import (
     load_test_observations,
     observation_metadata,
     DataFileError,
+    file_sha256,
     save_ground_truth,
     save_matrix,
     save_observations,
@@ -119,7 +120,7 @@ def generate_ratings_split(
     """
     ratings = read_ratings(ratings_path, shape)
     train_set, test_set = split_ratings(ratings, n_train, split, stream_seed(seed, "split", n_train))
-    digest = hashlib.sha256(Path(ratings_path).read_bytes()).hexdigest()
+    digest = file_sha256(ratings_path)
     dataset = dataset or f"{Path(ratings_path).parent.name}_{split}"
     save_observations(path, train_set, seed, test=test_set, dataset=dataset, source_sha256=digest)
 
@@ -249,7 +250,7 @@ def run_dmf(
     factors = init_factors(obs.shape, config.depth, config.init, config.init_scale, init_seed, config.width)
     recording = outputs.trajectory is not None
     # a checkpoint is this run's only if the config, the data and the code are the same
-    data_digest = hashlib.sha256(Path(observations_path).read_bytes()).hexdigest()
+    data_digest = file_sha256(observations_path)
     checkpoint_key = json.dumps([asdict(config), data_digest, str(ground_truth_path), code_fingerprint(), recording])
     checkpointing = Checkpointing(
         Path(outputs.matrix).parent / "checkpoint.npz", CHECKPOINT_EVERY,

@@ -37,6 +37,7 @@ into place, so a killed job never leaves a partial file under the final name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -75,6 +76,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def _save_npz(path: str | os.PathLike, **arrays: Any) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
+
+
+def file_sha256(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, read in chunks (a sensing set can be hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -122,21 +132,28 @@ def save_matrix(path: str | os.PathLike, w: np.ndarray, **metadata: Any) -> None
     _save_npz(path, W=np.asarray(w, dtype=np.float64), **metadata)
 
 
-def _open_npz(path: str | os.PathLike, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _open_npz(
+    path: str | os.PathLike, required: tuple[str, ...], optional: tuple[str, ...] | None = ()
+) -> dict[str, np.ndarray]:
+    """The arrays ``required`` (an error names any missing) and those of ``optional`` that the
+    file has; ``optional=None`` loads every array. Only these are read: a sensing set's
+    measurement matrices are not loaded to look up its metadata."""
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
+            names = npz.files
+            wanted = names if optional is None else [k for k in names if k in required or k in optional]
+            data = {k: npz[k] for k in wanted}
     except Exception as exc:  # zipfile/pickle/format errors all mean the same to a user
         raise DataFileError(
             f"{path}: not a readable .npz file ({exc}); if the workflow made it, delete it and rerun "
             "snakemake to regenerate it"
         ) from exc
-    missing = [k for k in required if k not in data]
+    missing = [k for k in required if k not in names]
     if missing:
-        raise DataFileError(f"{path}: missing array(s) {missing}; has {sorted(data)}")
+        raise DataFileError(f"{path}: missing array(s) {missing}; has {sorted(names)}")
     return data
 
 
@@ -156,7 +173,7 @@ def load_ground_truth(path: str | os.PathLike) -> np.ndarray:
 
 def load_test_observations(path: str | os.PathLike) -> CompletionObservations | None:
     """The held-out part of an observation set split from real data (None if it has none)."""
-    data = _open_npz(path, ("problem", "shape"))
+    data = _open_npz(path, ("problem", "shape"), ("test_rows", "test_cols", "test_values"))
     if "test_values" not in data:
         return None
     shape = tuple(int(s) for s in np.ravel(data["shape"]))
@@ -171,7 +188,7 @@ def load_test_observations(path: str | os.PathLike) -> CompletionObservations | 
 
 def observation_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The string metadata of an observation set (``dataset``, ``source_sha256``), if any."""
-    data = _open_npz(path, ("problem",))
+    data = _open_npz(path, ("problem",), ("dataset", "source_sha256"))
     return {k: str(data[k]) for k in ("dataset", "source_sha256") if k in data}
 
 
