@@ -11,7 +11,7 @@ import pytest
 
 from dmfcore.backend import resolve_backend
 from dmfcore.experiment import RunOutputs, TrainConfig, generate_ratings_split, predictor_record, run_dmf
-from dmfcore.io import load_observations, load_test_observations
+from dmfcore.io import DataFileError, load_observations, load_test_observations
 from dmfcore.model import init_factors
 from dmfcore.optimizers import gd, group_rmsprop
 from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion
@@ -60,6 +60,22 @@ def test_a_ratings_split_trains_and_scores_on_held_out_ratings(tmp_path):
     assert not (out / "checkpoint.npz").exists()
 
 
+def test_a_damaged_test_set_is_named(tmp_path):
+    ratings = write_ratings(tmp_path / "u.data")
+    path = tmp_path / "split.npz"
+    generate_ratings_split(ratings, path, n_train=300, split="file_order", seed=0, shape=(30, 40))
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    arrays["test_rows"][1], arrays["test_cols"][1] = arrays["test_rows"][0], arrays["test_cols"][0]
+    np.savez(path, **arrays)
+    with pytest.raises(DataFileError, match=r"split\.npz: 1 duplicate held-out entries"):
+        load_test_observations(path)
+    del arrays["test_cols"]
+    np.savez(path, **arrays)
+    with pytest.raises(DataFileError, match=r"missing array\(s\) \['test_cols'\]"):
+        load_test_observations(path)
+
+
 def test_random_split_draws_its_own_stream(tmp_path):
     ratings = write_ratings(tmp_path / "u.data")
     a, b, c = (tmp_path / f"{k}.npz" for k in "abc")
@@ -104,6 +120,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path, optimize
     resumed = train(counting, factors, optimizer, checkpointing=checkpoints, **kw)
     assert counting.calls == 201  # steps 200..400 only
     assert resumed.iterations == whole.iterations == 400
+    assert resumed.resumed_from == 200 and whole.resumed_from is None
     for a, b in zip(resumed.factors, whole.factors):
         assert np.array_equal(a, b)
     assert resumed.flow_time == whole.flow_time

@@ -256,8 +256,6 @@ def run_dmf(
         Path(outputs.matrix).parent / "checkpoint.npz", CHECKPOINT_EVERY,
         hashlib.sha256(checkpoint_key.encode()).hexdigest(),
     )
-    if (saved := checkpointing.load()) is not None:
-        log.info("resuming from the checkpoint at step %d (%s)", saved[2], checkpointing.path)
     result = train(
         make_objective(obs, backend),
         [backend.asarray(f) for f in factors],
@@ -296,6 +294,8 @@ def run_dmf(
         "top_k": config.top_k,
         **provenance(),
     }
+    if result.resumed_from is not None:
+        log.info("resumed from the checkpoint at step %d (%s)", result.resumed_from, checkpointing.path)
     error = "recon error" if w_star is not None else "test error"
     log.info(
         "done: %d iterations, converged=%s, train loss %.3e, %s %.3e, %.2f s (%.1f us/iter)",
@@ -438,10 +438,12 @@ def check_provenance(
     A table never mixes results of different code: the message lists the stale results and
     the command that recomputes them.
     """
-    stale = [str(p) for p, r in zip(paths, records) if r.get("code_fingerprint") != expected_fingerprint]
+    stale = [(str(p), r.get("code_fingerprint")) for p, r in zip(paths, records)
+             if r.get("code_fingerprint") != expected_fingerprint]
     if not stale:
         return
-    found = sorted({str(r.get("code_fingerprint")) for p, r in zip(paths, records) if str(p) in stale})
+    found = sorted({str(fingerprint) for _, fingerprint in stale})
+    stale = [p for p, _ in stale]
     listing = "\n  ".join(stale)
     raise StaleResultError(
         f"{len(stale)} of {len(records)} results were computed by other code (code fingerprint "

@@ -171,19 +171,43 @@ def load_ground_truth(path: str | os.PathLike) -> np.ndarray:
     return w.astype(np.float64)
 
 
+def _completion_entries(
+    path: Any, shape: tuple[int, int], data: dict[str, np.ndarray], prefix: str = "", what: str = "observed"
+) -> CompletionObservations:
+    """The validated entries ``{prefix}rows``, ``{prefix}cols``, ``{prefix}values`` of a file:
+    1-D integer positions in range, float values, equally long, not empty, no pair twice, finite."""
+    names = [f"{prefix}{k}" for k in ("rows", "cols", "values")]
+    missing = [k for k in names if k not in data]
+    if missing:
+        _fail(path, f"missing array(s) {missing}")
+    rows, cols, values = (data[k] for k in names)
+    for name, arr in zip(names, (rows, cols)):
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            _fail(path, f"{name} must be a 1-D integer array, got {arr.dtype} with shape {arr.shape}")
+    if values.ndim != 1 or not np.issubdtype(values.dtype, np.floating):
+        _fail(path, f"{names[2]} must be a 1-D float array, got {values.dtype} with shape {values.shape}")
+    if not (rows.shape == cols.shape == values.shape):
+        _fail(path, f"{', '.join(names)} lengths differ: {rows.shape}, {cols.shape}, {values.shape}")
+    if rows.size == 0:
+        _fail(path, "no observations" if not prefix else f"no {what} observations")
+    d1, d2 = shape
+    if rows.min() < 0 or rows.max() >= d1 or cols.min() < 0 or cols.max() >= d2:
+        _fail(path, f"{what} indices out of range for shape {shape}")
+    flat = rows.astype(np.int64) * d2 + cols
+    if np.unique(flat).size != flat.size:
+        _fail(path, f"{flat.size - np.unique(flat).size} duplicate {what} entries")
+    if not np.all(np.isfinite(values)):
+        _fail(path, f"{names[2]} contain NaN or inf")
+    return CompletionObservations(shape, rows.astype(np.int64), cols.astype(np.int64), values.astype(np.float64))
+
+
 def load_test_observations(path: str | os.PathLike) -> CompletionObservations | None:
     """The held-out part of an observation set split from real data (None if it has none)."""
     data = _open_npz(path, ("problem", "shape"), ("test_rows", "test_cols", "test_values"))
     if "test_values" not in data:
         return None
     shape = tuple(int(s) for s in np.ravel(data["shape"]))
-    rows, cols, values = data["test_rows"], data["test_cols"], data["test_values"]
-    if not (rows.shape == cols.shape == values.shape) or values.size == 0:
-        _fail(path, f"test_rows, test_cols, test_values must be non-empty and equally long, got "
-                    f"{rows.shape}, {cols.shape}, {values.shape}")
-    if rows.min() < 0 or rows.max() >= shape[0] or cols.min() < 0 or cols.max() >= shape[1]:
-        _fail(path, f"held-out indices out of range for shape {shape}")
-    return CompletionObservations(shape, rows.astype(np.int64), cols.astype(np.int64), values.astype(np.float64))
+    return _completion_entries(path, shape, data, prefix="test_", what="held-out")
 
 
 def observation_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -203,25 +227,7 @@ def load_observations(path: str | os.PathLike, shape: tuple[int, int] | None = N
         _fail(path, f"shape {file_shape} does not match the ground truth's {tuple(shape)}")
     d1, d2 = file_shape
     if problem == "completion":
-        data = _open_npz(path, ("rows", "cols", "values"))
-        rows, cols, values = data["rows"], data["cols"], data["values"]
-        for name, arr in (("rows", rows), ("cols", cols)):
-            if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-                _fail(path, f"{name} must be a 1-D integer array, got {arr.dtype} with shape {arr.shape}")
-        if values.ndim != 1 or not np.issubdtype(values.dtype, np.floating):
-            _fail(path, f"values must be a 1-D float array, got {values.dtype} with shape {values.shape}")
-        if not (rows.shape == cols.shape == values.shape):
-            _fail(path, f"rows, cols, values lengths differ: {rows.shape}, {cols.shape}, {values.shape}")
-        if rows.size == 0:
-            _fail(path, "no observations")
-        if rows.min() < 0 or rows.max() >= d1 or cols.min() < 0 or cols.max() >= d2:
-            _fail(path, f"observed indices out of range for shape {file_shape}")
-        flat = rows.astype(np.int64) * d2 + cols
-        if np.unique(flat).size != flat.size:
-            _fail(path, f"{flat.size - np.unique(flat).size} duplicate observed entries")
-        if not np.all(np.isfinite(values)):
-            _fail(path, "values contain NaN or inf")
-        return CompletionObservations(file_shape, rows.astype(np.int64), cols.astype(np.int64), values.astype(np.float64))
+        return _completion_entries(path, file_shape, _open_npz(path, ("rows", "cols", "values")))
     if problem == "sensing":
         data = _open_npz(path, ("A", "y"))
         a, y = data["A"], data["y"]

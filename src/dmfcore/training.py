@@ -46,6 +46,7 @@ class TrainResult:
     flow_time: float  # gradient-flow time: sum of step sizes
     trajectory: dict[str, list] = field(default_factory=dict)  # column -> values, empty if not recorded
     factors: list[np.ndarray] = field(default_factory=list)  # final W_1 .. W_N (float64 NumPy copies)
+    resumed_from: int | None = None  # the step of the checkpoint the run resumed from, if any
 
 
 def _record(
@@ -168,6 +169,7 @@ def train(
     converged = False
     t = 0
     saved = checkpointing.load() if checkpointing is not None else None
+    resumed_from = None if saved is None else saved[2]
     if saved is not None:
         saved_factors, saved_state, t, elapsed, last_finite, traj = saved
         for f, g in zip(factors, saved_factors):
@@ -206,4 +208,6 @@ def train(
     wall = time.perf_counter() - start
     w_final = to_numpy(w).astype(np.float64)  # astype copies: w may be a workspace buffer
     factors_final = [to_numpy(f).astype(np.float64) for f in factors]
-    return TrainResult(w_final, t, bool(converged), float(loss), wall, elapsed, traj, factors=factors_final)
+    return TrainResult(
+        w_final, t, bool(converged), float(loss), wall, elapsed, traj, factors=factors_final, resumed_from=resumed_from
+    )

@@ -88,16 +88,10 @@ def check_canonical(wildcards):
             )
 
 
-def per_key(value, key, what, experiment):
-    """A list, or a mapping key -> list, resolved for one rank or depth."""
-    if isinstance(value, list):
-        return value
-    if str(key) not in value:
-        raise ValueError(
-            f"config: experiments.{experiment}.{what} has no entry for {key} "
-            f"(has {sorted(value)})"
-        )
-    return value[str(key)]
+def per_key(value, key):
+    """A list, or a mapping key -> list, resolved for one rank, dataset or depth (the
+    mappings are checked by :func:`lists_per_key` when the config is read)."""
+    return value if isinstance(value, list) else value[str(key)]
 
 
 def check_unique(values, what, as_text=str):
@@ -128,7 +122,7 @@ def lists_per_key(value, keys, what, by):
             raise ValueError(
                 f"config: {what} has no entry for {by} {missing[0]} (has {sorted(value)})"
             )
-    return [(k, value if isinstance(value, list) else value[str(k)]) for k in keys]
+    return [(k, per_key(value, k)) for k in keys]
 
 
 DATASET_DEFAULTS = {"ratings": None, "download": False, "split": "file_order"}
@@ -255,24 +249,21 @@ def data_blocks(name):
         yield dict(
             dataset=f"{d1}x{d2}_rank{rank}",
             synthetic=True,
-            n_obs=per_key(exp["n_obs"], rank, "n_obs", name),
+            n_obs=per_key(exp["n_obs"], rank),
         )
     for ds in exp["datasets"]:
         if unavailable(ds) is None:
             yield dict(
                 dataset=ratings_id(ds),
                 synthetic=False,
-                n_obs=per_key(exp["n_obs"], ds, "n_obs", name),
+                n_obs=per_key(exp["n_obs"], ds),
             )
 
 
 def missing_data(name):
     """{dataset: why its runs are missing} of an experiment (for the figures)."""
-    return {
-        ds: unavailable(ds)
-        for ds in EXPERIMENTS[name]["datasets"]
-        if unavailable(ds) is not None
-    }
+    why = {ds: unavailable(ds) for ds in EXPERIMENTS[name]["datasets"]}
+    return {ds: reason for ds, reason in why.items() if reason is not None}
 
 
 for _name in EXPERIMENTS:
@@ -286,8 +277,8 @@ def dmf_runs(name):
     for block, depth, seed in itertools.product(
         data_blocks(name), exp["depths"], exp["seeds"]
     ):
-        scales = per_key(exp["init_scales"], depth, "init_scales", name)
-        lrs = per_key(exp["lrs"], depth, "lrs", name)
+        scales = per_key(exp["init_scales"], depth)
+        lrs = per_key(exp["lrs"], depth)
         for n, scale, lr in itertools.product(block["n_obs"], scales, lrs):
             yield dict(
                 problem=exp["problem"],
