@@ -290,6 +290,8 @@ def run_dmf(
         "device": backend.label,
         "dtype": config.dtype,
         "max_residual": max_constraint_residual(result.w, obs),
+        "loss_threshold": config.loss_threshold,
+        "max_iters": config.max_iters,
         "record_every": config.record_every,
         "top_k": config.top_k,
         **provenance(),
@@ -539,7 +541,7 @@ def records_frame(records: list[dict[str, Any]]) -> Any:
 
 TABLE_COLUMNS = [
     "experiment", "problem", "dataset", "d1", "d2", "rank", "n_obs", "method", "depth", "init", "init_scale",
-    "lr", "optimizer", "seed", "iterations", "converged", "train_loss", "recon_error", "test_error",
+    "lr", "optimizer", "seed", "loss_threshold", "max_iters", "iterations", "converged", "train_loss", "recon_error", "test_error",
     "min_test_error", "nuclear_norm",
     "effective_rank", "numerical_rank", "spectral_norm", "wall_seconds", "flow_time", "device", "dtype",
     "solver", "max_residual", "relative_gap", "tol", "record_every", "top_k", "code_fingerprint",

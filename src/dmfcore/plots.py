@@ -1,11 +1,15 @@
 """The paper's figures, drawn from an experiment's Parquet table (one row per run).
 
-- ``figure1``: reconstruction error vs number of observations, one line per depth (mean and
-  standard deviation over seeds, log y axis), the minimum nuclear norm solution dashed; one
-  panel per rank.
+- ``figure1``: reconstruction error vs number of observations, one line per depth, the
+  minimum nuclear norm solution dashed, the stopping threshold dash-dotted; one panel per rank.
 - ``figure2``: reconstruction error, nuclear norm and effective rank (columns) vs number of
   observations for every (depth, init scale) of the table, the minimum nuclear norm solution
-  and the ground truth; one row per rank.
+  and the ground truth (dotted); one row per rank.
+
+In both, a line is the mean over seeds (on a log axis the geometric mean) and its band spans
+the minimum to the maximum over seeds; the legend says so and gives the number of seeds. A
+log error axis stops a decade under the smallest error of the runs and under the stopping
+threshold: an exact reference below it is drawn on the floor as a triangle with its value.
 - ``figure3`` (the paper's Figure 3): one row per dataset of the table (synthetic ones first;
   a dataset whose data are missing gets a row saying why). Columns: the top singular values
   of the end-to-end matrix against the step, one panel per depth, then for depth 2 the mean
@@ -30,6 +34,7 @@ from .io import atomic_path
 FIGURES = ("figure1", "figure2", "figure3")
 
 _OBS_LABEL = {"completion": "number of observed entries", "sensing": "number of measurements"}
+_TINY = 1e-300  # a zero error on a log axis
 _REFERENCE_STYLE = {
     "nuclear_norm": dict(color="black", linestyle="--", marker="x", label="min nuclear norm"),
     "ground_truth": dict(color="grey", linestyle=":", marker="", label="ground truth"),
@@ -45,10 +50,17 @@ def _pyplot() -> Any:
     return plt
 
 
-def _series(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of ``column`` per n_obs."""
-    grouped = frame.groupby("n_obs")[column]
-    out = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0).fillna(0.0), "count": grouped.size()})
+def _series(frame: pd.DataFrame, column: str, log: bool) -> pd.DataFrame:
+    """Per n_obs over seeds: the centre (the mean; on a log axis the geometric mean, the mean
+    of the logs), the band (min to max: a mean +- std band runs off towards zero on a log
+    axis) and the number of seeds."""
+    values = frame[["n_obs", column]].dropna()
+    if log:
+        values = values.assign(**{column: np.log10(np.maximum(values[column].to_numpy(dtype=float), _TINY))})
+    grouped = values.groupby("n_obs")[column]
+    out = pd.DataFrame({"centre": grouped.mean(), "low": grouped.min(), "high": grouped.max(), "count": grouped.size()})
+    if log:
+        out[["centre", "low", "high"]] = 10.0 ** out[["centre", "low", "high"]]
     return out.sort_index()
 
 
@@ -66,19 +78,89 @@ def _dmf_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return groups
 
 
-def _plot_series(ax: Any, stats: pd.DataFrame, log: bool, **style: Any) -> None:
+def _plot_series(ax: Any, stats: pd.DataFrame, floor: float | None = None, **style: Any) -> None:
+    """A line through the centres with a min-max band. On a log axis with a ``floor``, values
+    below it are drawn on the floor as downward triangles labelled with their value."""
     x = stats.index.to_numpy()
-    mean, std = stats["mean"].to_numpy(), stats["std"].to_numpy()
-    ax.plot(x, mean, **style)
-    lower = np.maximum(mean - std, mean * 1e-3) if log else mean - std
-    if np.any(std > 0):
-        ax.fill_between(x, lower, mean + std, color=ax.lines[-1].get_color(), alpha=0.2, linewidth=0)
+    centre, low, high = (stats[c].to_numpy(dtype=float) for c in ("centre", "low", "high"))
+    below = centre < floor if floor is not None else np.zeros(len(x), dtype=bool)
+    if floor is not None:
+        centre, low, high = (np.maximum(a, floor) for a in (centre, low, high))
+    (line,) = ax.plot(x, centre, **style)
+    if np.any(high > low):
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    for xi, value in zip(x[below], stats["centre"].to_numpy(dtype=float)[below]):
+        ax.plot([xi], [floor], marker="v", markersize=9, color=line.get_color(), linestyle="none", clip_on=False)
+        ax.annotate(f"{value:.0e}", (xi, floor), xytext=(-7, 3), textcoords="offset points", ha="right",
+                    fontsize=7, color=line.get_color())
 
 
-def _save(fig: Any, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
+def _seed_note(frame: pd.DataFrame, log_axes: bool) -> str:
+    """What the lines and bands of a figure are, with the number of seeds behind each point."""
+    runs = frame[frame["method"] == "dmf"]
+    counts = runs.groupby(["depth", "init_scale", "lr", "n_obs"]).size() if len(runs) else pd.Series([1])
+    lo, hi = int(counts.min()), int(counts.max())
+    seeds = f"{lo} seed{'s' * (lo > 1)}" if lo == hi else f"{lo}-{hi} seeds"
+    centre = "mean (geometric on log axes)" if log_axes else "mean"
+    return f"line: {centre} over {seeds}\nband: min to max over seeds"
+
+
+def _stop_thresholds(frame: pd.DataFrame) -> list[float]:
+    """The train-loss thresholds at which the runs stopped (tables that record them)."""
+    if "loss_threshold" not in frame:
+        return []
+    runs = frame[frame["method"] == "dmf"]
+    return sorted(float(v) for v in runs["loss_threshold"].dropna().unique() if v > 0)
+
+
+def _error_floor(frame: pd.DataFrame, column: str) -> float:
+    """The bottom of a log error axis: a decade under the smallest error of the runs and
+    under the stopping threshold. An exact reference (the minimum nuclear norm at 1e-16, a
+    solver's round-off) would otherwise stretch the axis over many decades and flatten the
+    curves that matter; it is drawn on the floor with its value."""
+    runs = frame.loc[frame["method"] == "dmf", column].dropna().to_numpy(dtype=float)
+    candidates = [*runs[runs > 0], *_stop_thresholds(frame)]
+    if not candidates:
+        return 10.0 ** np.floor(np.log10(max(float(frame[column].max()), _TINY))) * 1e-3
+    return 10.0 ** (np.floor(np.log10(min(candidates))) - 1)
+
+
+def _error_panel(ax: Any, frame: pd.DataFrame, column: str, references: tuple[str, ...]) -> None:
+    """A log-axis error panel: one line per depth (and init scale), the references, the
+    stopping threshold in the same units (train and reconstruction errors are both mean
+    squared errors; deep runs that stopped there sit just above it)."""
+    floor = _error_floor(frame, column)
+    for label, runs in _dmf_groups(frame):
+        _plot_series(ax, _series(runs, column, True), floor, marker="o", label=label)
+    for method in references:
+        ref = frame[frame["method"] == method]
+        if len(ref):
+            _plot_series(ax, _series(ref, column, True), floor, **_REFERENCE_STYLE[method])
+    for threshold in _stop_thresholds(frame):
+        ax.axhline(threshold, color="grey", linestyle="-.", linewidth=1,
+                   label=f"training stops: train loss <= {threshold:g}")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=floor)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def save_figure(fig: Any, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
+    """Write ``fig`` as PNG and PDF (atomically) and close it."""
     for path, fmt in ((png, "png"), (pdf, "pdf")):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def _legend(fig: Any, title: str) -> None:
+    """One legend for the whole figure, every labelled artist once, with what lines and
+    bands are."""
+    entries: dict[str, Any] = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    fig.legend(list(entries.values()), list(entries), loc="outside right upper", fontsize=8,
+               title=title, title_fontsize=8, alignment="left")
 
 
 def _panels(frame: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
@@ -87,51 +169,46 @@ def _panels(frame: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
     return [(int(rank), sub) for rank, sub in frame.groupby("rank", sort=True)]
 
 
-def figure1(frame: pd.DataFrame, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
+def figure1(frame: pd.DataFrame) -> Any:
+    """The paper's Figure 1 (see the module docstring)."""
     plt = _pyplot()
     panels = _panels(frame)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 2, 4), squeeze=False, layout="constrained")
     problem = str(frame["problem"].iloc[0])
     for ax, (rank, sub) in zip(axes[0], panels):
-        for label, runs in _dmf_groups(sub):
-            _plot_series(ax, _series(runs, "recon_error"), True, marker="o", label=label)
-        nn = sub[sub["method"] == "nuclear_norm"]
-        if len(nn):
-            _plot_series(ax, _series(nn, "recon_error"), True, **_REFERENCE_STYLE["nuclear_norm"])
+        _error_panel(ax, sub, "recon_error", ("nuclear_norm",))
         d1, d2 = int(sub["d1"].iloc[0]), int(sub["d2"].iloc[0])
-        ax.set_yscale("log")
         ax.set_title(f"{problem}, {d1}x{d2}, rank {rank}")
         ax.set_xlabel(_OBS_LABEL.get(problem, "n_obs"))
         ax.set_ylabel("reconstruction error")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    _save(fig, png, pdf)
-    plt.close(fig)
+    _legend(fig, _seed_note(frame, log_axes=True))
+    return fig
 
 
-def figure2(frame: pd.DataFrame, png: str | os.PathLike, pdf: str | os.PathLike) -> None:
+def figure2(frame: pd.DataFrame) -> Any:
+    """The paper's Figure 2 (see the module docstring)."""
     plt = _pyplot()
     panels = _panels(frame)
-    columns = [("recon_error", "reconstruction error", True), ("nuclear_norm", "nuclear norm", False),
-               ("effective_rank", "effective rank", False)]
-    fig, axes = plt.subplots(len(panels), 3, figsize=(15, 4 * len(panels)), squeeze=False, layout="constrained")
+    columns = [("nuclear_norm", "nuclear norm"), ("effective_rank", "effective rank")]
+    fig, axes = plt.subplots(len(panels), 3, figsize=(17, 4 * len(panels)), squeeze=False, layout="constrained")
     problem = str(frame["problem"].iloc[0])
     for row, (rank, sub) in zip(axes, panels):
-        for ax, (column, title, log) in zip(row, columns):
+        # the ground truth's error is 0: it has no point on the log axis
+        _error_panel(row[0], sub, "recon_error", ("nuclear_norm",))
+        row[0].set_title(f"reconstruction error (rank {rank})")
+        for ax, (column, title) in zip(row[1:], columns):
             for label, runs in _dmf_groups(sub):
-                _plot_series(ax, _series(runs, column), log, marker="o", label=label)
+                _plot_series(ax, _series(runs, column, False), marker="o", label=label)
             for method, style in _REFERENCE_STYLE.items():
                 ref = sub[sub["method"] == method]
-                if len(ref) and not (log and method == "ground_truth"):  # its error is 0
-                    _plot_series(ax, _series(ref, column), log, **style)
-            if log:
-                ax.set_yscale("log")
+                if len(ref):
+                    _plot_series(ax, _series(ref, column, False), **style)
             ax.set_title(f"{title} (rank {rank})")
+            ax.grid(True, alpha=0.3)
+        for ax in row:
             ax.set_xlabel(_OBS_LABEL.get(problem, "n_obs"))
-            ax.grid(True, which="both", alpha=0.3)
-        row[0].legend(fontsize=8)
-    _save(fig, png, pdf)
-    plt.close(fig)
+    _legend(fig, _seed_note(frame, log_axes=True))
+    return fig
 
 
 def _error_column(frame: pd.DataFrame) -> str:
@@ -193,10 +270,8 @@ def _step_axis(ax: Any) -> None:
 def figure3(
     frame: pd.DataFrame,
     trajectories: pd.DataFrame,
-    png: str | os.PathLike,
-    pdf: str | os.PathLike,
     missing: dict[str, str] | None = None,
-) -> None:
+) -> Any:
     """The paper's Figure 3: one row per dataset; the top singular values of W(t) against the
     step for each depth, then the mean (line) and standard deviation (band) of the |diagonal|
     and |off-diagonal| entries of U(t)^T grad l(W(t)) V(t) for depth 2. A dataset whose data
@@ -258,12 +333,10 @@ def figure3(
                   va="center", ha="center", in_layout=False)
     problem = str(frame["problem"].iloc[0]) if not frame.empty else "completion"
     fig.suptitle(f"{problem}: singular values of the end-to-end matrix during training")
-    _save(fig, png, pdf)
-    plt.close(fig)
+    return fig
 
 
-def theory_figure(check: str, summary: pd.DataFrame, points: pd.DataFrame, png: str | os.PathLike,
-                  pdf: str | os.PathLike) -> None:
+def theory_figure(check: str, summary: pd.DataFrame, points: pd.DataFrame) -> Any:
     """The theory checks (:mod:`dmfcore.theory`).
 
     - ``rates``: measured against predicted rate d sigma_r/dt (log-log, |values|), one panel
@@ -332,8 +405,7 @@ def theory_figure(check: str, summary: pd.DataFrame, points: pd.DataFrame, png: 
         axes[1].legend(fontsize=7)
     else:
         raise ValueError(f"unknown theory check {check!r}")
-    _save(fig, png, pdf)
-    plt.close(fig)
+    return fig
 
 
 def draw_figure(
@@ -345,12 +417,13 @@ def draw_figure(
     missing: dict[str, str] | None = None,
 ) -> None:
     """Draw ``figure`` (one of :data:`FIGURES`) from an experiment's tables into PNG and PDF files."""
+    if figure not in FIGURES:
+        raise ValueError(f"figure must be one of {FIGURES}, got {figure!r}")
     frame = pd.read_parquet(table_path)
     if figure == "figure1":
-        figure1(frame, png, pdf)
+        fig = figure1(frame)
     elif figure == "figure2":
-        figure2(frame, png, pdf)
-    elif figure == "figure3":
-        figure3(frame, pd.read_parquet(trajectories_path), png, pdf, missing)
+        fig = figure2(frame)
     else:
-        raise ValueError(f"figure must be one of {FIGURES}, got {figure!r}")
+        fig = figure3(frame, pd.read_parquet(trajectories_path), missing)
+    save_figure(fig, png, pdf)

@@ -1,15 +1,14 @@
 import pandas as pd
 
 from dmfcore.experiment import logged
-from dmfcore.plots import theory_figure
+from dmfcore.plots import save_figure, theory_figure
 from dmfcore.provenance import check_code_fingerprint
 
 with logged(snakemake.log[0]):
     check_code_fingerprint(snakemake.params.code, "plots")
-    theory_figure(
+    figure = theory_figure(
         snakemake.wildcards.check,
         pd.read_parquet(snakemake.input.table),
         pd.read_parquet(snakemake.input.points),
-        snakemake.output.png,
-        snakemake.output.pdf,
     )
+    save_figure(figure, snakemake.output.png, snakemake.output.pdf)
