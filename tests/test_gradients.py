@@ -35,7 +35,8 @@ def _torch_loss(obs):
     return lambda w: (((a * w).sum(dim=(1, 2)) - y) ** 2).mean()
 
 
-@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu", pytest.param("cuda", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")])])
 @pytest.mark.parametrize("problem", ["completion", "sensing"])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
@@ -50,7 +51,7 @@ def test_gradients_match_autograd(depth, shape, problem, device):
     w = forward(fs, ws)
     loss = make_objective(obs, backend).loss_and_grad(w, ws.grad_w_t)
     grads = backward(fs, ws)
-    assert loss == pytest.approx(ref_loss, rel=1e-10)
+    assert float(loss) == pytest.approx(ref_loss, rel=1e-10)
     assert len(grads) == depth
     for g, ref in zip(grads, ref_grads):
         g = np.asarray(g.cpu() if hasattr(g, "cpu") else g)

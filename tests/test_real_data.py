@@ -103,9 +103,10 @@ class KilledAt:
         return self.objective.loss_and_grad(w, grad_t)
 
 
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])  # torch: the host looks every 100 steps
 @pytest.mark.parametrize("optimizer", [gd(0.5), group_rmsprop(1e-2)], ids=["gd", "group_rmsprop"])
-def test_a_killed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path, optimizer):
-    backend = resolve_backend("cpu", "float32")
+def test_a_killed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path, optimizer, device):
+    backend = resolve_backend(device, "float32")
     w_star = low_rank_ground_truth(20, 20, 2, seed=0)
     objective = make_objective(sample_completion(w_star, 150, seed=1), backend)
     factors = [backend.asarray(f) for f in init_factors((20, 20), 3, "gaussian", 1e-2, seed=2)]

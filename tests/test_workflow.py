@@ -215,6 +215,19 @@ def test_adding_a_depth_or_n_obs(tiny_run, tmp_path):
                       "aggregate": 1, "figure": 2}
 
 
+def test_device_auto_is_decided_when_the_workflow_starts(tiny_run, tmp_path):
+    import torch
+
+    wf, _ = tiny_run
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    config["experiments"]["tiny"]["device"] = "auto"
+    res = snakemake(wf, "--dry-run", "--configfile", str(_write_config(tmp_path / "c.yaml", config)))
+    if torch.cuda.is_available():  # new runs, on the GPU, each asking for it
+        assert "device=cuda," in res.stdout and "gpu=1" in res.stdout
+    else:  # the runs of device cpu: already there
+        assert "Nothing to be done" in res.stdout + res.stderr
+
+
 def test_changing_one_experiments_parameter_reruns_only_its_runs(tiny_run, tmp_path):
     wf, _ = tiny_run
     config = yaml.safe_load(yaml.safe_dump(TINY))

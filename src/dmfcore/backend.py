@@ -14,6 +14,8 @@ torch code path on machines without a GPU).
 
 from __future__ import annotations
 
+import os
+import re
 import types
 from dataclasses import dataclass
 from typing import Any
@@ -48,14 +50,19 @@ class Backend:
         return "torch-cpu" if self.device == "cpu" else self.device
 
     def asarray(self, a: Any, dtype: str | None = None) -> Any:
-        """Convert a NumPy array (or array-like) to this backend, in ``dtype`` (default: the backend's)."""
+        """``a`` (a NumPy array, array-like, or a tensor on any device) on this backend, in
+        ``dtype`` (default: the backend's). Tensors move device to device, never through NumPy
+        (a GPU tensor has no NumPy view)."""
         dtype = dtype or self.dtype
         if self.name == "numpy":
-            return np.ascontiguousarray(np.asarray(a, dtype=dtype))
+            return np.ascontiguousarray(np.asarray(to_numpy(a) if _is_tensor(a) else a, dtype=dtype))
         import torch
 
-        t = torch.as_tensor(np.ascontiguousarray(a), device=self.device)
-        return t.to(getattr(torch, dtype)) if t.is_floating_point() else t
+        if isinstance(a, torch.Tensor):
+            t = a.to(device=self.device)
+        else:
+            t = torch.as_tensor(np.ascontiguousarray(a), device=self.device)
+        return (t.to(getattr(torch, dtype)) if t.is_floating_point() else t).contiguous()
 
     def index_array(self, a: Any) -> Any:
         """Integer index array (int64) on this backend."""
@@ -92,15 +99,41 @@ def resolve_backend(device: str = "cpu", dtype: str = "float32") -> Backend:
         return Backend("numpy", "cpu", dtype)
     if device == "torch-cpu":
         return Backend("torch", "cpu", dtype)
-    if device == "auto" or device.startswith("cuda"):
+    if device == "auto" or re.fullmatch(r"cuda(:[0-9]+)?", device):
         import torch
 
-        if torch.cuda.is_available():
-            return Backend("torch", "cuda:0" if device in ("auto", "cuda") else device, dtype)
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if device == "auto":
-            return Backend("numpy", "cpu", dtype)
-        raise RuntimeError(f"device {device!r} requested but torch sees no CUDA device")
+            return Backend("torch", "cuda:0", dtype) if visible else Backend("numpy", "cpu", dtype)
+        return Backend("torch", cuda_device(device, visible), dtype)
     raise ValueError(f"device must be one of {DEVICES} (or 'cuda:k'), got {device!r}")
+
+
+def _is_tensor(a: Any) -> bool:
+    """Whether ``a`` is a torch tensor (without importing torch for NumPy arrays)."""
+    return type(a).__module__.startswith("torch")
+
+
+def cuda_device(requested: str, visible: int) -> str:
+    """The torch device for a ``cuda`` / ``cuda:k`` request when torch sees ``visible`` GPUs.
+
+    ``cuda`` is the first visible GPU. Under a scheduler that grants GPUs (SLURM sets
+    ``CUDA_VISIBLE_DEVICES``) the granted GPU is renumbered ``cuda:0`` whatever its index
+    on the node, so a ``cuda:k`` beyond what the job sees is refused, not silently rerouted.
+    """
+    if visible < 1:
+        raise RuntimeError(f"device {requested!r} requested but torch sees no CUDA device")
+    if requested == "cuda":
+        return "cuda:0"
+    index = int(requested.removeprefix("cuda:"))
+    if index >= visible:
+        granted = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise RuntimeError(
+            f"device {requested!r} requested but this process sees {visible} GPU(s) (cuda:0..cuda:{visible - 1}"
+            + (f"; CUDA_VISIBLE_DEVICES={granted}" if granted is not None else "")
+            + "); a scheduler renumbers the GPUs it grants from cuda:0: use device 'cuda'"
+        )
+    return requested
 
 
 def namespace_of(a: Any) -> types.ModuleType:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, NamedTuple, Sequence
 
+import numpy as np
+
 from .backend import flat_view, namespace_of
 
 OPTIMIZERS = ("gd", "group_rmsprop")
@@ -35,7 +37,7 @@ class GDState(NamedTuple):
 
 class GroupRMSpropState(NamedTuple):
     t: int
-    square_avg: float
+    square_avg: Any  # a float; a 0-d float64 tensor when the gradients are torch tensors
 
 
 class Optimizer(NamedTuple):
@@ -44,14 +46,23 @@ class Optimizer(NamedTuple):
     step_size: Callable[[Any, Sequence[Any]], tuple[float, Any]]
 
 
-def squared_norm(arrays: Sequence[Any]) -> float:
-    """``sum_j ||a_j||_F^2`` over NumPy arrays or torch tensors."""
+def squared_norm(arrays: Sequence[Any]) -> Any:
+    """``sum_j ||a_j||_F^2``: each term in the arrays' dtype, the sum in float64. A Python float
+    for NumPy arrays; a 0-d float64 tensor for torch tensors, left on their device (no host
+    synchronization), equal to the float bit for bit."""
     xp = namespace_of(arrays[0])
-    total = 0.0
-    for a in arrays:
-        v = flat_view(a)
-        total += float(xp.dot(v, v))
-    return total
+    if xp is np:
+        total = 0.0
+        for a in arrays:
+            v = flat_view(a)
+            total += float(xp.dot(v, v))
+        return total
+    terms = [xp.dot(flat_view(a), flat_view(a)).double() for a in arrays]
+    return sum(terms[1:], terms[0])
+
+
+def _sqrt(x: Any) -> Any:
+    return math.sqrt(x) if isinstance(x, float) else x.sqrt()
 
 
 def _check_lr(lr: float) -> None:
@@ -85,7 +96,7 @@ def group_rmsprop(lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-4) -> O
         t = state.t + 1
         s = alpha * state.square_avg + (1.0 - alpha) * squared_norm(grads)
         s_hat = s / (1.0 - alpha**t)
-        return lr / (math.sqrt(s_hat) + eps), GroupRMSpropState(t, s)
+        return lr / (_sqrt(s_hat) + eps), GroupRMSpropState(t, s)
 
     return Optimizer("group_rmsprop", init, step_size)
 

@@ -133,6 +133,14 @@ def max_constraint_residual(w: np.ndarray, obs: Observations) -> float:
 # nothing per step (allocation of large buffers is very expensive on some VMs).
 
 
+def mean_square(r: Any) -> Any:
+    """``mean_k r_k^2``, summed in the array's dtype and divided in float64: a Python float for
+    NumPy, a 0-d float64 tensor for torch (it stays on the device: reading it would wait for
+    the GPU), equal to each other bit for bit."""
+    dot = r @ r
+    return float(dot) / r.shape[0] if isinstance(r, np.ndarray) else dot.double() / r.shape[0]
+
+
 @dataclass(frozen=True)
 class CompletionObjective:
     """``l(W) = mean_k (W[i_k, j_k] - y_k)^2``, arrays on a backend."""
@@ -146,10 +154,11 @@ class CompletionObjective:
     def m(self) -> int:
         return int(self.y.shape[0])
 
-    def loss_and_grad(self, w: Any, grad_t: Any) -> float:
-        """Return ``l(W)`` and write ``grad l(W)^T`` into the row-major (d2, d1) buffer ``grad_t``."""
+    def loss_and_grad(self, w: Any, grad_t: Any) -> Any:
+        """Return ``l(W)`` (see :func:`mean_square`) and write ``grad l(W)^T`` into the
+        row-major (d2, d1) buffer ``grad_t``."""
         r = w.reshape(-1)[self.flat_index] - self.y
-        loss = float(r @ r) / self.m
+        loss = mean_square(r)
         r *= 2.0 / self.m
         g = grad_t.reshape(-1)
         g[...] = 0
@@ -176,14 +185,15 @@ class SensingObjective:
     def m(self) -> int:
         return int(self.y.shape[0])
 
-    def loss_and_grad(self, w: Any, grad_t: Any) -> float:
-        """Return ``l(W)`` and write ``grad l(W)^T`` into the row-major (d2, d1) buffer ``grad_t``."""
+    def loss_and_grad(self, w: Any, grad_t: Any) -> Any:
+        """Return ``l(W)`` (see :func:`mean_square`) and write ``grad l(W)^T`` into the
+        row-major (d2, d1) buffer ``grad_t``."""
         xp = namespace_of(w)
         r = self.residual
         self.w_t[...] = w.T
         xp.matmul(self.A_t, self.w_t.reshape(-1), out=r)
         r -= self.y
-        loss = float(r @ r) / self.m
+        loss = mean_square(r)
         r *= 2.0 / self.m
         xp.matmul(self.A_t.T, r, out=grad_t.reshape(-1))
         return loss

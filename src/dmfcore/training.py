@@ -123,7 +123,70 @@ class Checkpointing:
 
 def _plain(value: Any) -> Any:
     """An optimizer state field as JSON (Python floats round-trip exactly through json)."""
-    return float(value) if isinstance(value, float) else int(value)
+    if isinstance(value, int):
+        return value
+    return float(value)  # a float, or a 0-d tensor of one (read once per checkpoint)
+
+
+HOST_CHECK_EVERY = 100  # on a GPU: updates between two looks of the host at the loss
+
+
+def _next_look(t: int, check_every: int, record_every: int, max_iters: int, checkpoint_every: int) -> int:
+    """The first step at or after ``t`` at which the host must read the loss: a check, a
+    record, the last step, or a checkpoint."""
+    return min([max_iters] + [-(-t // k) * k for k in (check_every, record_every, checkpoint_every) if k])
+
+
+def _update(factors: Sequence[Any], ws: Any, optimizer: Optimizer, state: Any, elapsed: Any,
+            active: Any = None) -> tuple[Any, Any]:
+    """One update ``W_j <- W_j - eta grad_{W_j}`` from the gradients in ``ws`` (after
+    :func:`forward`, the objective and nothing else). With ``active`` (a 0/1 float64 tensor)
+    the step is ``active * eta``: 0 freezes a run that has stopped, without a branch."""
+    grads = backward(factors, ws)
+    # the step size depends on the gradients only through their entries' squares
+    eta, state = optimizer.step_size(state, [ws.grad_flat])
+    if active is not None:
+        eta = active * eta
+    ws.grad_flat *= eta
+    for f, g in zip(factors, grads):
+        f -= g
+    return state, elapsed + eta
+
+
+def _unobserved_steps(objective: Objective, factors: Sequence[Any], ws: Any, optimizer: Optimizer, state: Any,
+                      elapsed: Any, t: int, n: int, loss_threshold: float) -> tuple[Any, Any, Any, Any]:
+    """Steps ``t .. t + n - 1`` on torch tensors with nothing read back: the stopping test runs
+    on the device. The first step whose loss is at most ``loss_threshold`` or not finite stops
+    the run there: its update and every later one is multiplied by 0, so the factors stay
+    those of that step, exactly as if the loop had stopped (its gradients are finite, and a
+    non-finite loss ends the run anyway). Returns the optimizer state, the gradient-flow time,
+    the stopping step (``t + n`` if none), the loss there and the last finite loss seen (NaN
+    if none)."""
+    import torch
+
+    device = factors[0].device
+    active = torch.ones((), dtype=torch.float64, device=device)
+    stop = torch.full((), t + n, dtype=torch.int64, device=device)
+    last_finite = torch.full((), math.nan, dtype=torch.float64, device=device)
+    stop_loss = last_finite.clone()
+    for step in range(t, t + n):
+        w = forward(factors, ws)
+        loss = objective.loss_and_grad(w, ws.grad_w_t)
+        running = active > 0
+        last_finite = torch.where(running & torch.isfinite(loss), loss, last_finite)
+        stopping = running & ~(torch.isfinite(loss) & (loss > loss_threshold))  # converged or diverged
+        stop = torch.where(stopping, step, stop)
+        stop_loss = torch.where(stopping, loss, stop_loss)
+        active = active * ~stopping
+        state, elapsed = _update(factors, ws, optimizer, state, elapsed, active)
+    return state, elapsed, stop, stop_loss, last_finite
+
+
+def _diverged(t: int, loss: float, last_finite: float) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"training diverged at step {t}: loss is {loss} (last finite loss {last_finite:.6g}); "
+        "lower the learning rate or the init scale"
+    )
 
 
 def train(
@@ -138,6 +201,7 @@ def train(
     ground_truth: Any = None,
     evaluate: Callable[[Any], dict[str, float]] | None = None,
     checkpointing: Checkpointing | None = None,
+    check_every: int | None = None,
 ) -> TrainResult:
     """Train the factors (backend arrays; copied, not modified) on ``objective``.
 
@@ -151,6 +215,13 @@ def train(
     (``proj_r``), and Corollary 1's alignment statistics. With
     ``checkpointing``, the run saves its state at a fixed interval and resumes from a
     checkpoint of itself (:class:`Checkpointing`).
+
+    On torch tensors the host reads the loss only every ``check_every`` steps (default
+    :data:`HOST_CHECK_EVERY`; on NumPy every step) and at records and checkpoints: reading a GPU
+    value waits for the GPU. In between, the loss, the step size and the stopping test stay on
+    the device (:func:`_unobserved_steps`): ``iterations``, ``w`` and every recorded number are
+    those of the step-by-step loop (``check_every=1``), bit for bit.
+
     Raises :class:`TrainingDivergedError` naming the step and the last finite loss if the
     loss becomes NaN or infinite.
     """
@@ -159,12 +230,16 @@ def train(
     if record_every < 0:
         raise ValueError(f"record_every must be >= 0, got {record_every}")
     backend = backend_of(factors[0])
+    if check_every is None:
+        check_every = 1 if backend.name == "numpy" else HOST_CHECK_EVERY
+    if check_every < 1 or (check_every > 1 and backend.name == "numpy"):
+        raise ValueError(f"check_every must be >= 1 (and 1 on NumPy, where the host is the device), got {check_every}")
     factors = [backend.asarray(f) for f in factors]  # private copies, trained in place
     factors = [f.copy() if isinstance(f, np.ndarray) else f.clone() for f in factors]
     ws = make_workspace(factors, backend)
     traj: dict[str, list] = {}
     state = optimizer.init()
-    elapsed = 0.0
+    elapsed: Any = 0.0
     last_finite = math.nan
     converged = False
     t = 0
@@ -175,39 +250,42 @@ def train(
         for f, g in zip(factors, saved_factors):
             f[...] = backend.asarray(g, dtype=str(g.dtype))
         state = type(state)(*saved_state)
+    checkpoint_every = checkpointing.every if checkpointing is not None else 0
     synchronize(factors[0])
     start = time.perf_counter()
     # divergence is detected from the loss itself: silence NumPy's overflow warnings
     with np.errstate(over="ignore", invalid="ignore"):
         while True:
             w = forward(factors, ws)
-            loss = objective.loss_and_grad(w, ws.grad_w_t)
+            loss = float(objective.loss_and_grad(w, ws.grad_w_t))
             if not math.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"training diverged at step {t}: loss is {loss} (last finite loss {last_finite:.6g}); "
-                    "lower the learning rate or the init scale"
-                )
+                raise _diverged(t, loss, last_finite)
             last_finite = loss
             converged = loss <= loss_threshold
             done = converged or t >= max_iters
             if record_every and (t % record_every == 0 or done):
-                _record(traj, t, elapsed, loss, w, ws.grad_w, ground_truth, top_k, evaluate)
+                _record(traj, t, float(elapsed), loss, w, ws.grad_w, ground_truth, top_k, evaluate)
             if done:
                 break
-            grads = backward(factors, ws)
-            # the step size depends on the gradients only through their entries' squares
-            eta, state = optimizer.step_size(state, [ws.grad_flat])
-            ws.grad_flat *= eta
-            for f, g in zip(factors, grads):
-                f -= g
-            elapsed += eta
+            state, elapsed = _update(factors, ws, optimizer, state, elapsed)
             t += 1
+            n = _next_look(t, check_every, record_every, max_iters, checkpoint_every) - t
+            if n > 0:
+                state, elapsed, stop, stop_loss, chunk_last_finite = _unobserved_steps(
+                    objective, factors, ws, optimizer, state, elapsed, t, n, loss_threshold
+                )
+                stopped, stop_loss, chunk_last_finite = int(stop) < t + n, float(stop_loss), float(chunk_last_finite)
+                t = int(stop)  # the host looks
+                last_finite = chunk_last_finite if math.isfinite(chunk_last_finite) else last_finite
+                if stopped and not math.isfinite(stop_loss):
+                    raise _diverged(t, stop_loss, last_finite)
             if checkpointing is not None and t % checkpointing.every == 0:
-                checkpointing.save(factors, state, t, elapsed, last_finite, traj)
+                checkpointing.save(factors, state, t, float(elapsed), last_finite, traj)
     synchronize(w)
     wall = time.perf_counter() - start
     w_final = to_numpy(w).astype(np.float64)  # astype copies: w may be a workspace buffer
     factors_final = [to_numpy(f).astype(np.float64) for f in factors]
     return TrainResult(
-        w_final, t, bool(converged), float(loss), wall, elapsed, traj, factors=factors_final, resumed_from=resumed_from
+        w_final, t, bool(converged), float(loss), wall, float(elapsed), traj, factors=factors_final,
+        resumed_from=resumed_from,
     )

@@ -174,6 +174,17 @@ def synthetic_params(wildcards):
     return {"d1": int(m[1]), "d2": int(m[2]), "rank": int(m[3])}
 
 
+def decided_device(device):
+    """`auto` is decided here, once, so that run paths, records and the GPU resource say
+    what each run uses: cuda where torch sees a GPU on this machine, else cpu. (On a cluster
+    say cuda or cpu: the GPUs of the machine that plans the jobs are not the compute nodes'.)"""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def experiment_config(name):
     """An experiment with defaults filled in and every cross-field check done (before any job)."""
     exp = {
@@ -183,6 +194,7 @@ def experiment_config(name):
         **config["experiments"][name],
     }
     where = f"experiments.{name}"
+    exp["device"] = decided_device(exp["device"])
     if not exp["ranks"] and not exp["datasets"]:
         raise ValueError(
             f"config: {where}: give ranks (synthetic data) or datasets (or both)"

@@ -1,0 +1,172 @@
+"""Training-step time on a torch device, each case beside a bound measured in the same run.
+
+Cases (fp32, TF32 off: it changes the numbers; GroupRMSprop; ``dmfcore.training.train`` with
+the loss threshold at 0 so that every case runs its full number of steps):
+
+- completion, d = 100, 2000 entries, depth 2 / 3 / 4. Bound: the step's 3(N - 1) products of
+  100 x 100 matrices at the measured 100 x 100 matmul rate (at this size a GPU step is
+  bound by kernel launches, so the ratio is large; the target is microseconds per step);
+- sensing, d = 100, m = 2000 / 5000, depth 3. Bound: two passes over A (predictions and
+  gradient), i.e. the time of one read-and-write copy of A, measured on the same device;
+- completion at MovieLens 100K's shape (943 x 1682, 10,000 entries), depth 3. Bound: the
+  step's matrix products at the matmul rate measured at that shape.
+
+Each case is timed twice: the host reading the loss every step (``check_every=1``, the
+step-by-step loop) and every ``HOST_CHECK_EVERY`` steps (the default on torch devices), plus
+a reference step written like the paper's code (``nn.Sequential`` of bias-free ``Linear``
+layers, autograd, GroupRMSprop, ``loss.item()`` every step). Prints a table and, as its last
+line, one JSON object.
+
+    python benchmarks/gpu.py                       # on a GPU machine (device cuda)
+    python benchmarks/gpu.py --device torch-cpu --quick   # the script itself, anywhere
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from dmfcore.backend import resolve_backend, synchronize  # noqa: E402
+from dmfcore.model import init_factors, step_flops  # noqa: E402
+from dmfcore.optimizers import group_rmsprop  # noqa: E402
+from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion, sample_sensing  # noqa: E402
+from dmfcore.training import HOST_CHECK_EVERY, train  # noqa: E402
+
+
+def _timed(fn, repeat: int) -> float:
+    """Seconds per call of ``fn`` (after one warm-up call), waiting for the device."""
+    fn()
+    torch.cuda.synchronize() if torch.cuda.is_available() else None
+    start = time.perf_counter()
+    for _ in range(repeat):
+        out = fn()
+    synchronize(out)
+    return (time.perf_counter() - start) / repeat
+
+
+def matmul_seconds(device: str, m: int, k: int, n: int, repeat: int) -> float:
+    a = torch.randn(m, k, device=device)
+    b = torch.randn(k, n, device=device)
+    out = torch.empty(m, n, device=device)
+    return _timed(lambda: torch.matmul(a, b, out=out), repeat)
+
+
+def copy_seconds(device: str, numel: int, repeat: int) -> float:
+    src = torch.randn(numel, device=device)
+    dst = torch.empty_like(src)
+    return _timed(lambda: dst.copy_(src), repeat)
+
+
+def step_us(obs, shape, depth: int, device: str, iters: int, check_every: int | None) -> float:
+    backend = resolve_backend(device, "float32")
+    objective = make_objective(obs, backend)
+    factors = [backend.asarray(f) for f in init_factors(shape, depth, "gaussian", 1e-3, seed=0)]
+    opt = group_rmsprop(1e-3)
+    train(objective, factors, opt, max_iters=min(iters, 50), loss_threshold=0.0, check_every=check_every)  # warm-up
+    res = train(objective, factors, opt, max_iters=iters, loss_threshold=0.0, check_every=check_every)
+    return 1e6 * res.wall_seconds / res.iterations
+
+
+def reference_us(obs, shape, depth: int, device: str, iters: int) -> float:
+    """A step written like the paper's code: autograd through nn.Linear layers, GroupRMSprop,
+    the loss read every step."""
+    d1, d2 = shape
+    h = min(shape)
+    widths = [d2] + [h] * (depth - 1) + [d1]
+    net = torch.nn.Sequential(*[torch.nn.Linear(a, b, bias=False) for a, b in zip(widths, widths[1:])]).to(device)
+    eye = torch.eye(d2, device=device)
+    if hasattr(obs, "rows"):
+        rows = torch.as_tensor(obs.rows, device=device)
+        cols = torch.as_tensor(obs.cols, device=device)
+        y = torch.as_tensor(obs.values, dtype=torch.float32, device=device)
+
+        def predictions(w):
+            return w[rows, cols]
+    else:
+        a = torch.as_tensor(obs.A.reshape(obs.m, -1), dtype=torch.float32, device=device)
+        y = torch.as_tensor(obs.y, dtype=torch.float32, device=device)
+
+        def predictions(w):
+            return a @ w.reshape(-1)
+    square_avg, alpha, eps, lr = 0.0, 0.99, 1e-4, 1e-3
+
+    def step(t):
+        nonlocal square_avg
+        w = net(eye).T  # (d1, d2): the end-to-end matrix
+        loss = ((predictions(w) - y) ** 2).mean()
+        net.zero_grad()
+        loss.backward()
+        total = sum(float((p.grad * p.grad).sum()) for p in net.parameters())
+        square_avg = alpha * square_avg + (1 - alpha) * total
+        eta = lr / ((square_avg / (1 - alpha ** (t + 1))) ** 0.5 + eps)
+        with torch.no_grad():
+            for p in net.parameters():
+                p -= eta * p.grad
+        return loss.item()
+
+    for t in range(10):
+        step(t)
+    start = time.perf_counter()
+    for t in range(iters):
+        step(t)
+    return 1e6 * (time.perf_counter() - start) / iters
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--quick", action="store_true", help="few steps and small cases (checks the script)")
+    args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    device = resolve_backend(args.device, "float32").device
+    iters = 200 if args.quick else 3000
+    repeat = 20 if args.quick else 200
+    rows = []
+
+    mm100 = matmul_seconds(device, 100, 100, 100, repeat)
+    w_star = low_rank_ground_truth(100, 100, 5, seed=0)
+    completion = sample_completion(w_star, 2000, seed=1)
+    for depth in (2, 3, 4):
+        bound = 3 * (depth - 1) * mm100 * 1e6
+        rows.append(("completion d=100", depth, bound, "3(N-1) matmuls", completion, (100, 100), iters))
+    for m in (2000,) if args.quick else (2000, 5000):
+        sensing = sample_sensing(w_star, m, seed=1)
+        bound = copy_seconds(device, m * 100 * 100, repeat) * 1e6  # read + write of A = two reads
+        rows.append((f"sensing d=100 m={m}", 3, bound, "two passes over A", sensing, (100, 100), iters))
+    shape = (943, 1682) if not args.quick else (94, 168)
+    ml = sample_completion(low_rank_ground_truth(*shape, 5, seed=0), 10_000 if not args.quick else 1000, seed=1)
+    mm_ml = matmul_seconds(device, shape[0], shape[0], shape[1], max(repeat // 10, 3))
+    bound = step_flops(shape, 3) / (2 * shape[0] * shape[0] * shape[1] / mm_ml) * 1e6
+    rows.append((f"completion {shape[0]}x{shape[1]}", 3, bound, "matrix products", ml, shape,
+                 max(iters // 10, 20)))
+
+    results = []
+    print(f"device {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else 'cpu'}), "
+          f"fp32, TF32 off, host check every {HOST_CHECK_EVERY} steps")
+    print(f"{'case':28} {'N':>2} {'bound us':>9} {'every step':>11} {'chunked':>9} {'x bound':>8} "
+          f"{'reference':>10} {'ref/ours':>9}")
+    for name, depth, bound, what, obs, shp, n in rows:
+        each = step_us(obs, shp, depth, args.device, n, 1)
+        chunked = step_us(obs, shp, depth, args.device, n, None)
+        ref = reference_us(obs, shp, depth, device, max(n // 4, 20))
+        results.append(dict(case=name, depth=depth, bound_us=bound, bound=what, every_step_us=each,
+                            chunked_us=chunked, ratio_to_bound=chunked / bound, reference_us=ref,
+                            speedup_vs_reference=ref / chunked))
+        print(f"{name:28} {depth:>2} {bound:9.1f} {each:11.1f} {chunked:9.1f} {chunked / bound:8.2f} "
+              f"{ref:10.1f} {ref / chunked:9.2f}")
+    print(json.dumps({"device": device, "matmul100_gflops": 2e-9 * 100**3 / mm100, "cases": results}))
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

@@ -1,0 +1,119 @@
+"""Training on torch devices: arrays move between devices without NumPy, the host reads the loss
+only every few steps and the numbers stay those of the step-by-step loop.
+
+The same tests run on ``torch-cpu`` everywhere and on ``cuda`` where torch sees a GPU (marker
+``gpu``; they skip elsewhere). Run the GPU ones alone with ``python -m pytest -m gpu``.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from dmfcore.backend import Backend, cuda_device, resolve_backend
+from dmfcore.model import init_factors
+from dmfcore.optimizers import gd, group_rmsprop
+from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion, sample_sensing
+from dmfcore.training import TrainingDivergedError, train
+
+HAS_CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="torch sees no CUDA GPU")
+TORCH_DEVICES = ["torch-cpu", pytest.param("cuda", marks=[pytest.mark.gpu, needs_cuda])]
+
+
+def _problem(problem: str, dtype: str = "float64"):
+    w_star = low_rank_ground_truth(24, 20, 2, seed=0)
+    if problem == "completion":
+        return w_star, sample_completion(w_star, 300, seed=1)
+    return w_star, sample_sensing(w_star, 250, seed=1, dtype=dtype)
+
+
+def _train(device, dtype, problem="completion", optimizer=None, **kw):
+    backend = resolve_backend(device, dtype)
+    w_star, obs = _problem(problem, dtype)
+    factors = [backend.asarray(f) for f in init_factors(w_star.shape, 3, "gaussian", 1e-3, seed=2)]
+    kw = {"max_iters": 5000, "record_every": 40, "top_k": 3, "ground_truth": backend.asarray(w_star), **kw}
+    return train(make_objective(obs, backend), factors, optimizer or group_rmsprop(1e-2), **kw)
+
+
+def test_tensors_move_between_devices_without_numpy():
+    # a tensor on a device NumPy cannot read (here "meta"; on a GPU, cuda) is moved by torch
+    meta = Backend("torch", "meta", "float32")
+    moved = meta.asarray(torch.ones(3, 2, dtype=torch.float64, device="meta"))
+    assert moved.device.type == "meta" and moved.dtype == torch.float32 and moved.shape == (3, 2)
+    transposed = torch.arange(6.0).reshape(2, 3).T  # not contiguous
+    assert Backend("torch", "cpu", "float64").asarray(transposed).is_contiguous()
+    back = Backend("numpy", "cpu", "float64").asarray(transposed)
+    assert isinstance(back, np.ndarray) and np.array_equal(back, transposed.numpy())
+
+
+def test_cuda_devices_follow_what_the_process_sees():
+    assert cuda_device("cuda", 2) == "cuda:0"
+    assert cuda_device("cuda:1", 2) == "cuda:1"
+    # under SLURM the one granted GPU is cuda:0 whatever its number on the node
+    with pytest.raises(RuntimeError, match=r"'cuda:1' requested but this process sees 1 GPU.*use device 'cuda'"):
+        cuda_device("cuda:1", 1)
+    with pytest.raises(RuntimeError, match="sees no CUDA device"):
+        cuda_device("cuda", 0)
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("problem", ["completion", "sensing"])
+@pytest.mark.parametrize("optimizer", [group_rmsprop(1e-2), gd(0.5)], ids=["group_rmsprop", "gd"])
+def test_reading_the_loss_every_k_steps_changes_no_number(device, dtype, problem, optimizer):
+    step_by_step = _train(device, dtype, problem, optimizer, check_every=1)
+    chunked = _train(device, dtype, problem, optimizer, check_every=64)
+    assert step_by_step.converged and step_by_step.iterations % 64 != 0  # it stops inside a chunk
+    assert chunked.iterations == step_by_step.iterations
+    assert np.array_equal(chunked.w, step_by_step.w) and chunked.train_loss == step_by_step.train_loss
+    assert all(np.array_equal(a, b) for a, b in zip(chunked.factors, step_by_step.factors))
+    assert chunked.flow_time == step_by_step.flow_time and chunked.trajectory == step_by_step.trajectory
+    # and they are NumPy's numbers: exactly the same steps in float64, close in float32
+    numpy = _train("cpu", dtype, problem, optimizer)
+    if dtype == "float64":
+        assert chunked.iterations == numpy.iterations
+        np.testing.assert_allclose(chunked.w, numpy.w, rtol=0, atol=1e-10 * np.abs(numpy.w).max())
+    else:
+        assert abs(chunked.iterations - numpy.iterations) <= 0.01 * numpy.iterations
+        assert np.linalg.norm(chunked.w - numpy.w) <= 1e-3 * np.linalg.norm(numpy.w)
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_the_last_step_and_divergence_fall_inside_a_chunk_as_step_by_step(device):
+    for check_every in (1, 50):
+        capped = _train(device, "float64", max_iters=137, loss_threshold=0.0, check_every=check_every)
+        assert capped.iterations == 137 and not capped.converged
+        assert capped.trajectory["step"][-1] == 137
+    messages = []
+    for check_every in (1, 50):
+        with pytest.raises(TrainingDivergedError) as err:
+            _train(device, "float64", optimizer=gd(40.0), record_every=0, check_every=check_every)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1] and "diverged at step" in messages[0]
+    assert int(messages[0].split("at step ")[1].split(":")[0]) % 50 != 0  # inside a chunk
+
+
+def test_check_every_is_for_torch_only():
+    with pytest.raises(ValueError, match="check_every"):
+        _train("cpu", "float64", check_every=10)
+    with pytest.raises(ValueError, match="check_every"):
+        _train("torch-cpu", "float64", check_every=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.workflow
+@needs_cuda
+def test_tiny_workflow_on_the_gpu_matches_the_cpu(tmp_path):
+    import pandas as pd
+    from test_workflow import TINY, _copy_workflow, _write_config, snakemake
+
+    wf = _copy_workflow(tmp_path / "wf")
+    tiny = {**TINY["experiments"]["tiny"], "dtype": "float64", "figures": ["figure1"]}
+    config = {"experiments": {"on_cpu": tiny, "on_gpu": {**tiny, "device": "cuda"}}}
+    snakemake(wf, "--cores", "2", "--configfile", str(_write_config(tmp_path / "c.yaml", config)))
+    keys = ["n_obs", "seed", "depth", "init_scale"]
+    cpu, gpu = (pd.read_parquet(wf / f"results/default/tables/{name}.parquet").query("method == 'dmf'")
+                .sort_values(keys).reset_index(drop=True) for name in ("on_cpu", "on_gpu"))
+    assert (gpu["device"] == "cuda:0").all() and (cpu["device"] == "cpu").all()
+    assert (gpu["iterations"] == cpu["iterations"]).all()
+    np.testing.assert_allclose(gpu["recon_error"], cpu["recon_error"], rtol=1e-6)
