@@ -69,6 +69,9 @@ def test_figure1_legend_says_what_lines_and_bands_are_and_how_many_seeds(table):
     assert labels[:3] == ["depth 2", "depth 3", "min nuclear norm"]
     three = plots.figure1(pd.concat([table, table[table["seed"] == 0].assign(seed=2)]))
     assert "3 seeds" in _legend_texts(three)[0]
+    # two ranks observed at the same n_obs are two points of 2 seeds each, not one of 4
+    ranks = plots.figure1(pd.concat([table, table.assign(rank=3, dataset="20x20_rank3")]))
+    assert "over 2 seeds" in _legend_texts(ranks)[0]
 
 
 def test_log_axis_band_spans_the_seeds_not_a_std_running_to_zero(table):

@@ -83,6 +83,15 @@ def gd(lr: float) -> Optimizer:
     return Optimizer("gd", init, step_size)
 
 
+def group_rmsprop_step(lr: Any, square_avg: Any, t: int, total: Any, alpha: float = 0.99,
+                       eps: float = 1e-4) -> tuple[Any, Any]:
+    """GroupRMSprop's arithmetic for step ``t`` (1-based) given ``total = sum_j ||grad_j||^2``:
+    ``(eta_t, s_t)``. Floats, or tensors of one value per run (:mod:`dmfcore.batched`)."""
+    s = alpha * square_avg + (1.0 - alpha) * total
+    s_hat = s / (1.0 - alpha**t)
+    return lr / (_sqrt(s_hat) + eps), s
+
+
 def group_rmsprop(lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-4) -> Optimizer:
     """The paper code's GroupRMSprop (see the module docstring for the update)."""
     _check_lr(lr)
@@ -94,9 +103,8 @@ def group_rmsprop(lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-4) -> O
 
     def step_size(state: GroupRMSpropState, grads: Sequence[Any]) -> tuple[float, GroupRMSpropState]:
         t = state.t + 1
-        s = alpha * state.square_avg + (1.0 - alpha) * squared_norm(grads)
-        s_hat = s / (1.0 - alpha**t)
-        return lr / (_sqrt(s_hat) + eps), GroupRMSpropState(t, s)
+        eta, s = group_rmsprop_step(lr, state.square_avg, t, squared_norm(grads), alpha, eps)
+        return eta, GroupRMSpropState(t, s)
 
     return Optimizer("group_rmsprop", init, step_size)
 

@@ -98,7 +98,8 @@ def _plot_series(ax: Any, stats: pd.DataFrame, floor: float | None = None, **sty
 def _seed_note(frame: pd.DataFrame, log_axes: bool) -> str:
     """What the lines and bands of a figure are, with the number of seeds behind each point."""
     runs = frame[frame["method"] == "dmf"]
-    counts = runs.groupby(["depth", "init_scale", "lr", "n_obs"]).size() if len(runs) else pd.Series([1])
+    keys = [k for k in ("dataset", "rank", "depth", "init_scale", "lr", "n_obs") if k in runs]
+    counts = runs.groupby(keys, dropna=False).size() if len(runs) else pd.Series([1])
     lo, hi = int(counts.min()), int(counts.max())
     seeds = f"{lo} seed{'s' * (lo > 1)}" if lo == hi else f"{lo}-{hi} seeds"
     centre = "mean (geometric on log axes)" if log_axes else "mean"

@@ -1,0 +1,260 @@
+"""Many runs trained together on one torch device: factors with a leading batch axis.
+
+A batch holds B runs of one end-to-end shape and depth. Each run b has its own observation
+set, initial factors, learning rate, optimizer state and stopping step; every step applies
+to all of them at once, ``W_j[b] <- W_j[b] - active[b] eta_b grad_{W_j[b]}``, with batched
+matrix products (``(B, rows, cols)`` tensors). A run stops as it would alone: at the first
+step whose train loss is at most ``loss_threshold`` (or at ``max_iters``); from there on its
+``active[b]`` is 0, so its factors, its step count and its gradient-flow time stay those of
+its stopping step while the others go on. The batch ends when every run has stopped.
+
+Completion: the observed entries of all runs are one gather (positions
+``b d1 d2 + i d2 + j``) and one scatter; per-run losses are segment sums. Sensing: runs that
+share a measurement set are one (runs x d1 d2) by (d1 d2 x m) product per step, so ``A`` is
+read twice per step (predictions and gradient) for all of them, not twice per run.
+
+The host reads the losses every ``check_every`` steps and at records; runs record exactly
+what :func:`dmfcore.training.train` records, and a run's result is a
+:class:`~dmfcore.training.TrainResult` as from a single run: results agree with single runs
+to rounding (sums are taken in another order).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .backend import Backend, synchronize, to_numpy
+from .optimizers import OPTIMIZERS, group_rmsprop_step
+from .problems import CompletionObservations, Observations, SensingObservations
+from .training import HOST_CHECK_EVERY, TrainingDivergedError, TrainResult, _record
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """One run of a batch: its data, initial factors ``W_1 .. W_N`` (NumPy) and step size."""
+
+    observations: Observations
+    factors: Sequence[np.ndarray]
+    lr: float
+    ground_truth: np.ndarray | None = None  # recorded reconstruction error (synthetic data)
+    evaluate: Callable[[Any], dict[str, float]] | None = None  # extra recorded columns, W -> values
+    label: str = ""  # names the run in errors
+
+
+@dataclass
+class _CompletionTerm:
+    """Every completion run of the batch: one gather, one segment sum, one scatter per step."""
+
+    flat_index: Any  # (M,) positions of the observed entries in the flattened (B, d1, d2) W
+    run_of: Any  # (M,) which run each entry belongs to
+    scale: Any  # (M,) 2 / m_b: the gradient of a mean of squares
+    y: Any  # (M,)
+    m: Any  # (B,) float64, entries per run (1 for runs without entries here: no division by 0)
+
+
+@dataclass
+class _SensingGroup:
+    """Runs that share one measurement matrix ``A_t`` (rows ``vec(A_k^T)``)."""
+
+    runs: Any  # (R,) int64 run indices
+    a_t: Any  # (m, d2 d1)
+    y: Any  # (R, m)
+
+
+@dataclass
+class BatchObjective:
+    """``l_b(W_b) = mean_k (pred_k(W_b) - y_k)^2`` for every run b; losses in float64."""
+
+    batch: int
+    shape: tuple[int, int]
+    completion: _CompletionTerm | None
+    sensing: list[_SensingGroup] = field(default_factory=list)
+
+    def loss_and_grad(self, w: Any, grad_w: Any) -> Any:
+        """Return the (B,) float64 losses and write every ``grad l_b(W_b)`` into ``grad_w`` (B, d1, d2)."""
+        import torch
+
+        losses = torch.zeros(self.batch, dtype=torch.float64, device=w.device)
+        grad_w.zero_()
+        c = self.completion
+        if c is not None:
+            r = w.reshape(-1)[c.flat_index] - c.y
+            losses.index_add_(0, c.run_of, (r * r).double())
+            losses /= c.m
+            grad_w.reshape(-1)[c.flat_index] = r * c.scale
+        for g in self.sensing:
+            w_t = w[g.runs].mT.reshape(len(g.runs), -1)  # rows vec(W_b^T), the order of A_t's rows
+            r = w_t @ g.a_t.T - g.y  # (R, m): the first pass over A
+            m = r.shape[1]
+            losses[g.runs] = (r * r).sum(dim=1).double() / m
+            r *= 2.0 / m
+            grad_t = (r @ g.a_t).reshape(len(g.runs), *self.shape[::-1])  # the second pass
+            grad_w[g.runs] = grad_t.mT
+        return losses
+
+
+def batch_objective(observations: Sequence[Observations], backend: Backend) -> BatchObjective:
+    """One objective for the runs' observation sets (all of one shape), on a torch ``backend``.
+    Runs whose observation set is the same object share its measurement matrix."""
+    import torch
+
+    shape = observations[0].shape
+    if any(o.shape != shape for o in observations):
+        raise ValueError(f"a batch holds runs of one shape; got {sorted({o.shape for o in observations})}")
+    d1, d2 = shape
+    completion = [(b, o) for b, o in enumerate(observations) if isinstance(o, CompletionObservations)]
+    term = None
+    if completion:
+        index = np.concatenate([b * d1 * d2 + o.rows * d2 + o.cols for b, o in completion])
+        counts = np.ones(len(observations))
+        for b, o in completion:
+            counts[b] = o.m
+        term = _CompletionTerm(
+            backend.index_array(index),
+            backend.index_array(np.concatenate([np.full(o.m, b) for b, o in completion])),
+            backend.asarray(np.concatenate([np.full(o.m, 2.0 / o.m) for _, o in completion])),
+            backend.asarray(np.concatenate([o.values for _, o in completion])),
+            torch.as_tensor(counts, dtype=torch.float64, device=backend.device),
+        )
+    groups: dict[int, list[int]] = {}
+    for b, o in enumerate(observations):
+        if isinstance(o, SensingObservations):
+            groups.setdefault(id(o), []).append(b)
+    sensing = []
+    for runs in groups.values():
+        o = observations[runs[0]]
+        a_t = backend.asarray(o.A.transpose(0, 2, 1).reshape(o.m, d2 * d1))
+        y = backend.asarray(np.stack([observations[b].y for b in runs]))
+        sensing.append(_SensingGroup(backend.index_array(np.array(runs)), a_t, y))
+    return BatchObjective(len(observations), shape, term, sensing)
+
+
+def _products(factors: Sequence[Any], prefix: list[Any]) -> Any:
+    """Prefix products ``P_j = W_j P_{j-1}`` of every run; returns ``W = P_N`` (B, d1, d2)."""
+    import torch
+
+    prefix[0] = factors[0]
+    for j in range(1, len(factors)):
+        torch.matmul(factors[j], prefix[j - 1], out=prefix[j])
+    return prefix[-1]
+
+
+def _factor_gradients(factors: Sequence[Any], prefix: Sequence[Any], grad_w: Any, grads: list[Any]) -> None:
+    """``grad_{W_j} = dP_j P_{j-1}^T``, ``dP_{j-1} = W_j^T dP_j`` from ``dP_N = grad l(W)``, per run."""
+    import torch
+
+    dp = grad_w
+    for j in range(len(factors) - 1, 0, -1):
+        torch.matmul(dp, prefix[j - 1].mT, out=grads[j])
+        dp = factors[j].mT @ dp
+    grads[0].copy_(dp)
+
+
+def train_batch(
+    runs: Sequence[BatchRun],
+    backend: Backend,
+    optimizer: str,
+    *,
+    max_iters: int = 1_000_000,
+    loss_threshold: float = 1e-6,
+    record_every: int = 0,
+    top_k: int = 10,
+    check_every: int = HOST_CHECK_EVERY,
+) -> list[TrainResult]:
+    """Train ``runs`` together on a torch ``backend`` with ``optimizer`` (``gd`` or
+    ``group_rmsprop`` at each run's own ``lr``); one :class:`TrainResult` per run, in order.
+
+    Recording (``record_every``, ``top_k``) is that of :func:`dmfcore.training.train`. A run
+    whose loss becomes NaN or infinite stops there; after the batch a
+    :class:`TrainingDivergedError` names it (and every other diverged run).
+    """
+    import torch
+
+    if backend.name != "torch":
+        raise ValueError("batched training runs on torch devices (device cuda, or torch-cpu)")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if not runs:
+        return []
+    shapes = {tuple(f.shape for f in run.factors) for run in runs}
+    if len(shapes) != 1:
+        raise ValueError(f"a batch holds runs of one depth and shape; got factor shapes {sorted(shapes)}")
+    if max_iters < 0 or record_every < 0 or check_every < 1:
+        raise ValueError("max_iters and record_every must be >= 0, check_every >= 1")
+    batch = len(runs)
+    dev = backend.device
+    f64 = dict(dtype=torch.float64, device=dev)
+    objective = batch_objective([run.observations for run in runs], backend)
+    factors = [backend.asarray(np.stack([run.factors[j] for run in runs])) for j in range(len(runs[0].factors))]
+    prefix = [factors[0]] + [backend.empty((batch, f.shape[1], factors[0].shape[2])) for f in factors[1:]]
+    grads = [torch.empty_like(f) for f in factors]
+    grad_w = backend.empty((batch, *objective.shape))
+    lrs = torch.tensor([float(run.lr) for run in runs], **f64)
+    square_avg = torch.zeros(batch, **f64)
+    active = torch.ones(batch, **f64)
+    stop = torch.full((batch,), max_iters, dtype=torch.int64, device=dev)
+    stop_loss = torch.full((batch,), math.nan, **f64)
+    last_finite = torch.full((batch,), math.nan, **f64)
+    elapsed = torch.zeros(batch, **f64)
+    truths = [backend.asarray(run.ground_truth) if run.ground_truth is not None else None for run in runs]
+    trajectories: list[dict[str, list]] = [{} for _ in runs]
+    finished = [False] * batch
+    synchronize(factors[0])
+    start = time.perf_counter()
+    t = 0
+    while True:
+        w = _products(factors, prefix)
+        loss = objective.loss_and_grad(w, grad_w)
+        running = active > 0
+        finite = torch.isfinite(loss)
+        stopping = running if t >= max_iters else running & ~(finite & (loss > loss_threshold))
+        stop = torch.where(stopping, t, stop)
+        stop_loss = torch.where(stopping, loss, stop_loss)
+        last_finite = torch.where(running & finite, loss, last_finite)
+        active = active * ~stopping
+        if t % check_every == 0 or (record_every and t % record_every == 0) or t >= max_iters:
+            # the host looks: one transfer of every run's state
+            host = torch.stack([active, stop.double(), stop_loss, loss, elapsed]).cpu().numpy()
+            for b in range(batch):
+                if finished[b]:
+                    continue
+                stopped = host[0, b] == 0
+                if record_every and (stopped or t % record_every == 0) and math.isfinite(host[2 if stopped else 3, b]):
+                    # a run that stopped is frozen at its stopping step: W_b is still W_b(stop)
+                    _record(trajectories[b], int(host[1, b]) if stopped else t, float(host[4, b]),
+                            float(host[2 if stopped else 3, b]), w[b], grad_w[b], truths[b], top_k, runs[b].evaluate)
+                finished[b] = bool(stopped)
+            if all(finished):
+                break
+        _factor_gradients(factors, prefix, grad_w, grads)
+        if optimizer == "gd":
+            eta = lrs
+        else:
+            total = sum((g * g).sum(dim=(1, 2)).double() for g in grads)
+            eta, square_avg = group_rmsprop_step(lrs, square_avg, t + 1, total)
+        eta = eta * active
+        elapsed = elapsed + eta
+        step = eta.to(factors[0].dtype)[:, None, None]
+        for f, g in zip(factors, grads):
+            f.addcmul_(g, step, value=-1.0)
+        t += 1
+    synchronize(factors[0])
+    wall = time.perf_counter() - start
+    host = torch.stack([stop.double(), stop_loss, last_finite, elapsed]).cpu().numpy()
+    diverged = [b for b in range(batch) if not math.isfinite(host[1, b])]
+    if diverged:
+        raise TrainingDivergedError("; ".join(
+            f"run {runs[b].label or b} diverged at step {int(host[0, b])}: loss is {host[1, b]} (last finite loss "
+            f"{host[2, b]:.6g}); lower the learning rate or the init scale" for b in diverged))
+    w_final = to_numpy(_products(factors, prefix)).astype(np.float64)
+    factors_final = [to_numpy(f).astype(np.float64) for f in factors]
+    return [
+        TrainResult(w_final[b], int(host[0, b]), bool(host[1, b] <= loss_threshold), float(host[1, b]), wall,
+                    float(host[3, b]), trajectories[b], factors=[f[b] for f in factors_final])
+        for b in range(batch)
+    ]
