@@ -1,0 +1,87 @@
+"""Batched training (dmfcore.batched) agrees with single runs, run by run.
+
+On ``torch-cpu`` everywhere and on ``cuda`` where torch sees a GPU (marker ``gpu``).
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from dmfcore.backend import resolve_backend
+from dmfcore.batched import BatchRun, batch_objective, train_batch
+from dmfcore.model import init_factors
+from dmfcore.optimizers import make_optimizer
+from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion, sample_sensing
+from dmfcore.training import TrainingDivergedError, train
+
+DEVICES = ["torch-cpu", pytest.param("cuda", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")])]
+SHAPE = (24, 20)
+W_STAR = low_rank_ground_truth(*SHAPE, 2, seed=0)
+
+
+def _runs(dtype: str, optimizer: str) -> list[BatchRun]:
+    """Completion runs on two observation sets of different sizes, two sensing runs sharing one
+    measurement set; several init scales, seeds and step sizes: all converge, at different steps."""
+    sensing = sample_sensing(W_STAR, 250, seed=1, dtype=dtype)
+    sets = [sample_completion(W_STAR, 300, seed=1), sample_completion(W_STAR, 330, seed=2), sensing, sensing]
+    lrs = [1e-2, 1.2e-2, 1e-2, 8e-3] if optimizer == "group_rmsprop" else [0.5, 0.4, 0.5, 0.45]
+    return [BatchRun(obs, init_factors(SHAPE, 3, "gaussian", scale, seed=k), lr, ground_truth=W_STAR, label=f"run{k}")
+            for k, (obs, lr, scale) in enumerate(zip(sets, lrs, [1e-3, 1e-3, 1e-3, 5e-4]))]
+
+
+def _single(run: BatchRun, dtype: str, optimizer: str, **kw):
+    backend = resolve_backend("cpu", dtype)
+    return train(make_objective(run.observations, backend), [backend.asarray(f) for f in run.factors],
+                 make_optimizer(optimizer, run.lr), ground_truth=backend.asarray(W_STAR), **kw)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", ["group_rmsprop", "gd"])
+def test_a_batch_gives_each_run_its_single_run_result(device, dtype, optimizer):
+    runs = _runs(dtype, optimizer)
+    kw = dict(max_iters=5000, record_every=100, top_k=3)
+    batch = train_batch(runs, resolve_backend(device, dtype), optimizer, check_every=64, **kw)
+    iterations = [r.iterations for r in batch]
+    assert len(set(iterations)) == len(runs), iterations  # they stop at different steps: the early ones froze
+    for run, got in zip(runs, batch):
+        want = _single(run, dtype, optimizer, **kw)
+        assert got.converged and want.converged
+        assert abs(got.iterations - want.iterations) <= 0.005 * want.iterations
+        recon = [np.mean((r.w - W_STAR) ** 2) for r in (got, want)]
+        assert recon[0] == pytest.approx(recon[1], rel=1e-4 if dtype == "float64" else 2e-2)
+        assert got.flow_time == pytest.approx(want.flow_time, rel=1e-3)
+        # the same records; the last one is the run's own stopping step
+        assert got.trajectory["step"][-1] == got.iterations
+        if got.iterations == want.iterations:
+            assert got.trajectory["step"] == want.trajectory["step"]
+            np.testing.assert_allclose(got.trajectory["sigma_1"], want.trajectory["sigma_1"], rtol=1e-3)
+        # the factors are those of the stopping step: their product is the reported W
+        product = got.factors[2] @ got.factors[1] @ got.factors[0]
+        np.testing.assert_allclose(product, got.w, rtol=0, atol=1e-5 * np.abs(got.w).max())
+
+
+def test_runs_sharing_a_measurement_set_read_it_once():
+    runs = _runs("float32", "gd")
+    objective = batch_objective([r.observations for r in runs], resolve_backend("torch-cpu", "float32"))
+    assert len(objective.sensing) == 1 and objective.sensing[0].runs.tolist() == [2, 3]
+    assert objective.completion.run_of.unique().tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_diverging_run_is_named(device):
+    runs = _runs("float64", "gd")
+    runs[1] = BatchRun(runs[1].observations, runs[1].factors, 40.0, label="too-fast")
+    with pytest.raises(TrainingDivergedError, match=r"run too-fast diverged at step \d+") as err:
+        train_batch(runs, resolve_backend(device, "float64"), "gd", max_iters=3000)
+    assert "run0" not in str(err.value)
+
+
+def test_a_batch_holds_one_shape_and_depth():
+    runs = _runs("float64", "gd")
+    deeper = BatchRun(runs[0].observations, init_factors(SHAPE, 4, "gaussian", 1e-3, seed=0), 0.5)
+    with pytest.raises(ValueError, match="one depth and shape"):
+        train_batch([runs[0], deeper], resolve_backend("torch-cpu", "float64"), "gd")
+    with pytest.raises(ValueError, match="torch devices"):
+        train_batch(runs, resolve_backend("cpu", "float64"), "gd")
