@@ -131,6 +131,10 @@ def test_profile_resources_follow_the_rules(tmp_path):
                 " --gpus=1" if cuda else "")
             alone = job["wildcards"]["problem"] == "sensing" or cuda
             assert (job["group"] is None) == alone, job["wildcards"]
+        if rule.startswith("train_batch_"):  # the gpu experiment's depth-2 runs, two init scales a batch
+            assert set_gres_string(SimpleNamespace(resources=_Resources(gpu=int(res["gpu"])))) == " --gpus=1"
+            assert job["group"] is None
+    assert sum(j["rule"].startswith("train_batch_") for j in cluster) == 2  # (n_obs 80 and 160, seed 0)
     assert {j["rule"] for j in cluster} == {r for r, _ in declared}
 
 

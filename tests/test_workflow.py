@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -226,6 +227,40 @@ def test_device_auto_is_decided_when_the_workflow_starts(tiny_run, tmp_path):
         assert "device=cuda," in res.stdout and "gpu=1" in res.stdout
     else:  # the runs of device cpu: already there
         assert "Nothing to be done" in res.stdout + res.stderr
+
+
+def _batch_jobs(counts: dict[str, int]) -> int:
+    return sum(n for rule, n in counts.items() if rule.startswith("train_batch_"))
+
+
+def test_batched_runs_write_what_single_runs_write(tiny_run, tmp_path):
+    """batch: true on torch-cpu (on a GPU: device cuda, batch auto): the depth-2 runs of each
+    observation set (two init scales) train in one job; depth 3 (one scale) alone."""
+    wf, _ = tiny_run
+    batched = {**TINY["experiments"]["tiny"], "device": "torch-cpu", "batch": True, "figures": ["figure1"]}
+    cfg = _write_config(tmp_path / "b.yaml", {"experiments": {"batched": batched}})
+    counts = job_counts(wf, "--configfile", str(cfg))
+    assert _batch_jobs(counts) == 4 and counts["train_dmf"] == 4
+    snakemake(wf, "--cores", "2", "--configfile", str(cfg))
+    keys = ["n_obs", "seed", "depth", "init_scale"]
+    got, want = (pd.read_parquet(wf / f"results/default/tables/{name}.parquet").query("method == 'dmf'")
+                 .sort_values(keys).reset_index(drop=True) for name in ("batched", "tiny"))
+    assert got["batch_size"].tolist() == [2 if d == 2 else 1 for d in got["depth"]]
+    # the same runs as the single NumPy runs of the tiny experiment (fp32: rounding differs)
+    depth2 = got["depth"] == 2
+    assert ((got["iterations"] - want["iterations"]).abs() <= 0.005 * want["iterations"]).all()
+    np.testing.assert_allclose(got.loc[depth2, "recon_error"], want.loc[depth2, "recon_error"], rtol=1e-4)
+    run_dirs = list((wf / "results/runs").rglob("dmf_depth2_*_torch-cpu_float32"))
+    assert len(run_dirs) == 8 and all(
+        {"matrix.npz", "metrics.json", "trajectory.parquet", "run.log"} <= {f.name for f in d.iterdir()} for d in run_dirs
+    )
+    # a new seed makes new batches only; a new init scale retrains the batches it joins
+    more_seeds = _write_config(tmp_path / "s.yaml", {"experiments": {"batched": {**batched, "seeds": [0, 1, 2]}}})
+    counts = job_counts(wf, "--configfile", str(more_seeds))
+    assert _batch_jobs(counts) == 2 and counts["train_dmf"] == 2
+    scales = {**batched, "init_scales": {"2": [0.001, 0.0005, 0.00025], "3": [0.001]}}
+    counts = job_counts(wf, "--configfile", str(_write_config(tmp_path / "i.yaml", {"experiments": {"batched": scales}})))
+    assert _batch_jobs(counts) == 4 and "train_dmf" not in counts
 
 
 def test_changing_one_experiments_parameter_reruns_only_its_runs(tiny_run, tmp_path):

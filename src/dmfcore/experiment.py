@@ -63,7 +63,7 @@ from .problems import (
 )
 from .provenance import StaleResultError, code_commit, code_fingerprint
 from .ratings import baseline_test_errors, read_ratings, split_ratings
-from .training import Checkpointing, train
+from .training import Checkpointing, TrainResult, train
 
 # Random streams of a seed s, as numpy SeedSequence entropy. numpy pads entropy with zeros,
 # so (s, k) and (s, k, 0) are one stream: each stream ends with its own tag, except the
@@ -225,6 +225,57 @@ def _logger(buffer: _io.StringIO) -> logging.Logger:
     return log
 
 
+def _write_run(result: TrainResult, config: TrainConfig, device: str, outputs: RunOutputs, log: logging.Logger,
+               buffer: _io.StringIO, obs: Any, w_star: np.ndarray | None, test: CompletionObservations | None,
+               labels: dict[str, Any], batch_size: int = 1) -> dict[str, Any]:
+    """A trained run's record, matrix, trajectory and log (the same files alone or in a batch)."""
+    record = {
+        **labels,
+        "method": "dmf",
+        "depth": config.depth,
+        "init": config.init,
+        "init_scale": config.init_scale,
+        "lr": config.lr,
+        "optimizer": config.optimizer,
+        "seed": config.seed,
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "train_loss": result.train_loss,
+        **evaluation(result.w, w_star, test),
+        # the paper reports the best test error seen during training
+        **({"min_test_error": min(result.trajectory["test_error"])} if "test_error" in result.trajectory else {}),
+        "wall_seconds": result.wall_seconds,
+        "flow_time": result.flow_time,
+        "device": device,
+        "dtype": config.dtype,
+        "batch_size": batch_size,
+        "max_residual": max_constraint_residual(result.w, obs),
+        "loss_threshold": config.loss_threshold,
+        "max_iters": config.max_iters,
+        "record_every": config.record_every,
+        "top_k": config.top_k,
+        **provenance(),
+    }
+    error = "recon error" if w_star is not None else "test error"
+    log.info(
+        "done: %d iterations, converged=%s, train loss %.3e, %s %.3e, %.2f s (%.1f us/iter)%s",
+        result.iterations, result.converged, result.train_loss, error,
+        record["recon_error" if w_star is not None else "test_error"],
+        result.wall_seconds, 1e6 * result.wall_seconds / max(result.iterations, 1),
+        f" for a batch of {batch_size} runs" if batch_size > 1 else "",
+    )
+    save_matrix(outputs.matrix, result.w, iterations=result.iterations, converged=result.converged)
+    if outputs.trajectory is not None:
+        import pandas as pd
+
+        frame = pd.DataFrame(result.trajectory)
+        frame.insert(0, "depth", config.depth)
+        write_parquet(outputs.trajectory, frame)
+    write_json(outputs.metrics, record)
+    write_text(outputs.log, buffer.getvalue())
+    return record
+
+
 def run_dmf(
     ground_truth_path: str | os.PathLike,
     observations_path: str | os.PathLike,
@@ -269,53 +320,68 @@ def run_dmf(
         evaluate=_test_error_on(test, backend) if recording and test is not None else None,
         checkpointing=checkpointing,
     )
-    record = {
-        **(labels or {}),
-        **_data_labels(obs, observations_path, ground_truth_path),
-        "method": "dmf",
-        "depth": config.depth,
-        "init": config.init,
-        "init_scale": config.init_scale,
-        "lr": config.lr,
-        "optimizer": config.optimizer,
-        "seed": config.seed,
-        "iterations": result.iterations,
-        "converged": result.converged,
-        "train_loss": result.train_loss,
-        **evaluation(result.w, w_star, test),
-        # the paper reports the best test error seen during training
-        **({"min_test_error": min(result.trajectory["test_error"])} if "test_error" in result.trajectory else {}),
-        "wall_seconds": result.wall_seconds,
-        "flow_time": result.flow_time,
-        "device": backend.label,
-        "dtype": config.dtype,
-        "max_residual": max_constraint_residual(result.w, obs),
-        "loss_threshold": config.loss_threshold,
-        "max_iters": config.max_iters,
-        "record_every": config.record_every,
-        "top_k": config.top_k,
-        **provenance(),
-    }
     if result.resumed_from is not None:
         log.info("resumed from the checkpoint at step %d (%s)", result.resumed_from, checkpointing.path)
-    error = "recon error" if w_star is not None else "test error"
-    log.info(
-        "done: %d iterations, converged=%s, train loss %.3e, %s %.3e, %.2f s (%.1f us/iter)",
-        result.iterations, result.converged, result.train_loss, error,
-        record["recon_error" if w_star is not None else "test_error"],
-        result.wall_seconds, 1e6 * result.wall_seconds / max(result.iterations, 1),
-    )
-    save_matrix(outputs.matrix, result.w, iterations=result.iterations, converged=result.converged)
-    if outputs.trajectory is not None:
-        import pandas as pd
-
-        frame = pd.DataFrame(result.trajectory)
-        frame.insert(0, "depth", config.depth)
-        write_parquet(outputs.trajectory, frame)
-    write_json(outputs.metrics, record)
-    write_text(outputs.log, buffer.getvalue())
+    record = _write_run(result, config, backend.label, outputs, log, buffer, obs, w_star, test,
+                        {**(labels or {}), **_data_labels(obs, observations_path, ground_truth_path)})
     checkpointing.remove()
     return record
+
+
+def run_dmf_batch(
+    ground_truth_path: str | os.PathLike | None,
+    observations_path: str | os.PathLike,
+    configs: list[TrainConfig],
+    outputs: list[RunOutputs],
+    labels: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Train runs that differ only in init scale and learning rate together on one torch device
+    (:func:`dmfcore.batched.train_batch`); write each run's outputs as :func:`run_dmf` would.
+
+    Every run of a batch trains on the same observation set (a sensing set's measurement
+    matrix is read once per step for all of them). Batches do not checkpoint: a killed batch is
+    trained again.
+    """
+    from .batched import BatchRun, train_batch
+
+    shared = {k: v for k, v in asdict(configs[0]).items() if k not in ("init_scale", "lr")}
+    for config in configs[1:]:
+        other = {k: v for k, v in asdict(config).items() if k not in ("init_scale", "lr")}
+        if other != shared:
+            raise ValueError(f"a batch's runs differ only in init_scale and lr; got {shared} and {other}")
+    if len(outputs) != len(configs) or len({(c.init_scale, c.lr) for c in configs}) != len(configs):
+        raise ValueError("a batch needs one output set per run, and no run twice")
+    first = configs[0]
+    w_star, obs, test = load_data(ground_truth_path, observations_path)
+    backend = resolve_backend(first.device, first.dtype)
+    recording = [out.trajectory is not None for out in outputs]
+    if len(set(recording)) != 1:
+        raise ValueError("a batch's runs are all recorded, or none")
+    init_seed = stream_seed(first.seed, "init", first.depth)
+    runs = [
+        BatchRun(obs, init_factors(obs.shape, c.depth, c.init, c.init_scale, init_seed, c.width), c.lr,
+                 ground_truth=w_star if recording[0] else None,
+                 evaluate=_test_error_on(test, backend) if recording[0] and test is not None else None,
+                 label=f"init_scale {c.init_scale!r}, lr {c.lr!r}")
+        for c in configs
+    ]
+    results = train_batch(
+        runs, backend, first.optimizer, max_iters=first.max_iters, loss_threshold=first.loss_threshold,
+        record_every=(first.record_every or first.max_iters + 1) if recording[0] else 0, top_k=first.top_k,
+    )
+    records = []
+    data_labels = {**(labels or {}), **_data_labels(obs, observations_path, ground_truth_path)}
+    for config, result, out in zip(configs, results, outputs):
+        buffer = _io.StringIO()
+        log = _logger(buffer)
+        log.info("dmfcore %s, python %s, %s", __version__, platform.python_version(), platform.machine())
+        log.info("data: %s, %s", ground_truth_path, observations_path)
+        log.info("config: %s", json.dumps(asdict(config), sort_keys=True))
+        log.info("trained in a batch of %d runs (init scales and learning rates: %s)", len(configs),
+                 ", ".join(f"{c.init_scale!r}/{c.lr!r}" for c in configs))
+        records.append(_write_run(result, config, backend.label, out, log, buffer, obs, w_star, test, data_labels,
+                                  batch_size=len(configs)))
+    return records
 
 
 def run_min_nuclear_norm(
@@ -544,6 +610,6 @@ TABLE_COLUMNS = [
     "lr", "optimizer", "seed", "loss_threshold", "max_iters", "iterations", "converged", "train_loss", "recon_error", "test_error",
     "min_test_error", "nuclear_norm",
     "effective_rank", "numerical_rank", "spectral_norm", "wall_seconds", "flow_time", "device", "dtype",
-    "solver", "max_residual", "relative_gap", "tol", "record_every", "top_k", "code_fingerprint",
+    "batch_size", "solver", "max_residual", "relative_gap", "tol", "record_every", "top_k", "code_fingerprint",
     "code_commit", "dmfcore_version",
 ]

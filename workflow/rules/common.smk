@@ -25,6 +25,7 @@ EXPERIMENT_DEFAULTS = {
     "dtype": TrainConfig.dtype,
     "baselines": ["nuclear_norm", "ground_truth"],
     "figures": [],
+    "batch": "auto",
 }
 RECORDING_KEYS = ("record_every", "top_k")
 
@@ -177,7 +178,8 @@ def synthetic_params(wildcards):
 def decided_device(device):
     """`auto` is decided here, once, so that run paths, records and the GPU resource say
     what each run uses: cuda where torch sees a GPU on this machine, else cpu. (On a cluster
-    say cuda or cpu: the GPUs of the machine that plans the jobs are not the compute nodes'.)"""
+    say cuda or cpu: the GPUs of the machine that plans the jobs are not the compute nodes'.)
+    """
     if device != "auto":
         return device
     import torch
@@ -195,6 +197,11 @@ def experiment_config(name):
     }
     where = f"experiments.{name}"
     exp["device"] = decided_device(exp["device"])
+    if exp["batch"] is True and exp["device"] == "cpu":
+        raise ValueError(
+            f"config: {where}.batch: batched training runs on torch devices; set device: cuda "
+            "(or torch-cpu), or batch: auto"
+        )
     if not exp["ranks"] and not exp["datasets"]:
         raise ValueError(
             f"config: {where}: give ranks (synthetic data) or datasets (or both)"
@@ -362,13 +369,18 @@ def data_files(obs):
     return files + ([f"{base}/ground_truth.npz"] if obs["synthetic"] else [])
 
 
-def data_inputs(wildcards):
-    """A run's (or a baseline's) data: the observations, and the ground truth where there is one."""
-    base = DATA_BASE.format(**dict(wildcards.items()))
-    inputs = {"observations": f"{base}/{wildcards.problem}_n{wildcards.n_obs}.npz"}
-    if re.fullmatch(SYNTHETIC_ID, wildcards.dataset):
+def data_paths(fields):
+    """The data of a run or a baseline (a mapping with dataset, seed, problem, n_obs): the
+    observations, and the ground truth where there is one."""
+    base = DATA_BASE.format(**fields)
+    inputs = {"observations": f"{base}/{fields['problem']}_n{fields['n_obs']}.npz"}
+    if re.fullmatch(SYNTHETIC_ID, fields["dataset"]):
         inputs["ground_truth"] = f"{base}/ground_truth.npz"
     return inputs
+
+
+def data_inputs(wildcards):
+    return data_paths(dict(wildcards.items()))
 
 
 def ratings_input(wildcards):
@@ -436,6 +448,48 @@ def run_recording_settings():
 
 
 RUN_SETTINGS = run_recording_settings()
+
+# Batched training (dmfcore.batched): runs whose paths differ only in init scale and learning
+# rate train together in one job. The batch key is the rest of the path, so adding a seed, an
+# n_obs value or a depth makes new batches and keeps the others; adding an init scale or a
+# learning rate retrains its batch (a job's outputs are all its runs' files).
+BATCH_VARYING = ("init_scale", "lr")
+
+
+def batched(exp):
+    """`batch: auto` batches the runs on a CUDA device; true also on torch-cpu (tests)."""
+    return exp["device"].startswith("cuda") if exp["batch"] == "auto" else exp["batch"]
+
+
+def batch_plan():
+    """Batch key (a run path's fields but init_scale and lr) -> its runs, in a stable order.
+    A run listed by a batching and a non-batching experiment is refused: where it trains must
+    not depend on which experiment asked first."""
+    batches, owner = {}, {}
+    for name, exp in EXPERIMENTS.items():
+        for run in dmf_runs(name):
+            path = DMF_DIR.format(**run)
+            if path in owner and owner[path][1] != batched(exp):
+                raise ValueError(
+                    f"config: experiments {owner[path][0]} and {name} share the run {path} but "
+                    f"only one of them batches it: give both the same batch setting"
+                )
+            owner[path] = (name, batched(exp))
+            if batched(exp):
+                key = tuple((k, v) for k, v in run.items() if k not in BATCH_VARYING)
+                members = batches.setdefault(key, {})
+                members[(run["init_scale"], run["lr"])] = run
+    return {
+        key: [
+            members[k]
+            for k in sorted(members, key=lambda k: (float(k[0]), float(k[1])))
+        ]
+        for key, members in sorted(batches.items())
+        if len(members) > 1
+    }
+
+
+BATCHES = batch_plan()
 
 
 def training_settings(wildcards):

@@ -28,3 +28,36 @@ rule train_dmf:
         code=CODE,
     script:
         "../scripts/train_dmf.py"
+
+
+# Batched training: one rule per batch (its outputs are its runs' files, which Snakemake then
+# builds with this rule rather than train_dmf, whose outputs are patterns). See BATCHES.
+for index, (key, members) in enumerate(BATCHES.items()):
+
+    rule:
+        name:
+            f"train_batch_{index}"
+        input:
+            **data_paths(dict(key)),
+        output:
+            [
+                f"{DMF_DIR.format(**run)}/{name}"
+                for run in members
+                for name in ("matrix.npz", "metrics.json", "trajectory.parquet")
+            ],
+        log:
+            [f"{DMF_DIR.format(**run)}/run.log" for run in members],
+        conda:
+            "../../envs/dmf.yaml"
+        threads: 1
+        resources:
+            runtime=60,
+            gpu=1 if dict(key)["device"].startswith("cuda") else 0,
+            mem_mb=lambda wc, input: 1000 + 2 * input.size_mb,
+        params:
+            key=dict(key),
+            members=[(run["init_scale"], run["lr"]) for run in members],
+            settings=RUN_SETTINGS[DMF_DIR.format(**members[0])],
+            code=CODE,
+        script:
+            "../scripts/train_batch.py"
