@@ -333,7 +333,7 @@ def test_killed_workflow_resumes_without_redoing_finished_runs(tmp_path):
 
 BAD_CONFIGS = [
     # the message itself: the key, the value and the reason, on one line
-    ({"colour": "red"}, r"config\.experiments\.tiny: unknown key 'colour' \(known keys: baselines, datasets,"),
+    ({"colour": "red"}, r"config\.experiments\.tiny: unknown key 'colour' \(known keys: baselines, batch, datasets,"),
     ({"depth": [2]}, r"config\.experiments\.tiny: unknown key 'depth' \(did you mean 'depths'\?\)"),
     ({"n_obs": [-5]}, r"config\.experiments\.tiny\.n_obs\[0\]: -5 is less than the minimum of 1"),
     ({"init_scales": [-0.001]},
@@ -475,7 +475,7 @@ def test_experiments_sharing_a_run_must_record_it_alike(tmp_path):
 
 def test_a_deleted_run_or_data_file_is_rebuilt(tiny_run):
     wf, cfg = tiny_run
-    run = next((wf / "results/runs").rglob("dmf_depth3_*/metrics.json")).parent
+    run = next((wf / "results/runs").rglob("dmf_depth3_*_cpu_float32/metrics.json")).parent  # a tiny run
     shutil.rmtree(run)
     assert job_counts(wf, "--configfile", str(cfg))["train_dmf"] == 1
     snakemake(wf, "--cores", "2", "--configfile", str(cfg))
