@@ -154,7 +154,7 @@ def _update(factors: Sequence[Any], ws: Any, optimizer: Optimizer, state: Any, e
 
 
 def _unobserved_steps(objective: Objective, factors: Sequence[Any], ws: Any, optimizer: Optimizer, state: Any,
-                      elapsed: Any, t: int, n: int, loss_threshold: float) -> tuple[Any, Any, Any, Any]:
+                      elapsed: Any, t: int, n: int, loss_threshold: float) -> tuple[Any, Any, Any, Any, Any]:
     """Steps ``t .. t + n - 1`` on torch tensors with nothing read back: the stopping test runs
     on the device. The first step whose loss is at most ``loss_threshold`` or not finite stops
     the run there: its update and every later one is multiplied by 0, so the factors stay
