@@ -104,6 +104,8 @@ def test_check_every_is_for_torch_only():
 @pytest.mark.workflow
 @needs_cuda
 def test_tiny_workflow_on_the_gpu_matches_the_cpu(tmp_path):
+    pytest.importorskip("snakemake")
+    pytest.importorskip("yaml")
     import pandas as pd
     from test_workflow import TINY, _copy_workflow, _write_config, snakemake
 
