@@ -9,7 +9,10 @@ the loss threshold at 0 so that every case runs its full number of steps):
 - sensing, d = 100, m = 2000 / 5000, depth 3. Bound: two passes over A (predictions and
   gradient), i.e. the time of one read-and-write copy of A, measured on the same device;
 - completion at MovieLens 100K's shape (943 x 1682, 10,000 entries), depth 3. Bound: the
-  step's matrix products at the matmul rate measured at that shape.
+  step's matrix products at the matmul rate measured at that shape;
+- B = 1, 64, 256, 1024 completion runs (d = 100, depth 3, each its own data) trained as one
+  batch (``dmfcore.batched``): microseconds per batch step and per run-step. Bound: the 6
+  batched products at the measured (B, 100, 100) product rate.
 
 Each case is timed twice: the host reading the loss every step (``check_every=1``, the
 step-by-step loop) and every ``HOST_CHECK_EVERY`` steps (the default on torch devices), plus
@@ -36,6 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from dmfcore.backend import resolve_backend, synchronize  # noqa: E402
+from dmfcore.batched import BatchRun, train_batch  # noqa: E402
 from dmfcore.model import init_factors, step_flops  # noqa: E402
 from dmfcore.optimizers import group_rmsprop  # noqa: E402
 from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion, sample_sensing  # noqa: E402
@@ -53,10 +57,11 @@ def _timed(fn, repeat: int) -> float:
     return (time.perf_counter() - start) / repeat
 
 
-def matmul_seconds(device: str, m: int, k: int, n: int, repeat: int) -> float:
-    a = torch.randn(m, k, device=device)
-    b = torch.randn(k, n, device=device)
-    out = torch.empty(m, n, device=device)
+def matmul_seconds(device: str, m: int, k: int, n: int, repeat: int, batch: int | None = None) -> float:
+    lead = () if batch is None else (batch,)
+    a = torch.randn(*lead, m, k, device=device)
+    b = torch.randn(*lead, k, n, device=device)
+    out = torch.empty(*lead, m, n, device=device)
     return _timed(lambda: torch.matmul(a, b, out=out), repeat)
 
 
@@ -164,7 +169,25 @@ def main() -> None:
                             speedup_vs_reference=ref / chunked))
         print(f"{name:28} {depth:>2} {bound:9.1f} {each:11.1f} {chunked:9.1f} {chunked / bound:8.2f} "
               f"{ref:10.1f} {ref / chunked:9.2f}")
-    print(json.dumps({"device": device, "matmul100_gflops": 2e-9 * 100**3 / mm100, "cases": results}))
+    # many runs in one process (dmfcore.batched): B completion runs, d = 100, depth 3, each with
+    # its own observation set and initialization; bound: the batched products at the rate of a
+    # (B, 100, 100) @ (B, 100, 100) product measured here
+    batched = []
+    print(f"\n{'batched completion d=100, N=3':30} {'B':>5} {'bound us':>9} {'us/step':>9} {'us/run-step':>12} "
+          f"{'x bound':>8}")
+    for b in (1, 4) if args.quick else (1, 64, 256, 1024):
+        runs = [BatchRun(sample_completion(w_star, 2000, seed=k), init_factors((100, 100), 3, "gaussian", 1e-3, seed=k),
+                         1e-3) for k in range(b)]
+        backend = resolve_backend(args.device, "float32")
+        n = iters if b <= 64 else max(iters // 4, 20)
+        train_batch(runs, backend, "group_rmsprop", max_iters=20, loss_threshold=0.0)  # warm-up
+        res = train_batch(runs, backend, "group_rmsprop", max_iters=n, loss_threshold=0.0)
+        step = 1e6 * res[0].wall_seconds / n
+        bound = 6 * matmul_seconds(device, 100, 100, 100, repeat, batch=b) * 1e6
+        batched.append(dict(batch=b, bound_us=bound, step_us=step, run_step_us=step / b, ratio_to_bound=step / bound))
+        print(f"{'':30} {b:>5} {bound:9.1f} {step:9.1f} {step / b:12.2f} {step / bound:8.2f}")
+    print(json.dumps({"device": device, "matmul100_gflops": 2e-9 * 100**3 / mm100, "cases": results,
+                      "batched": batched}))
 
 
 if __name__ == "__main__":
