@@ -237,30 +237,46 @@ def test_batched_runs_write_what_single_runs_write(tiny_run, tmp_path):
     """batch: true on torch-cpu (on a GPU: device cuda, batch auto): the depth-2 runs of each
     observation set (two init scales) train in one job; depth 3 (one scale) alone."""
     wf, _ = tiny_run
-    batched = {**TINY["experiments"]["tiny"], "device": "torch-cpu", "batch": True, "figures": ["figure1"]}
+    batched = {**TINY["experiments"]["tiny"], "n_obs": [160], "seeds": [0], "device": "torch-cpu", "batch": True,
+               "figures": []}
     cfg = _write_config(tmp_path / "b.yaml", {"experiments": {"batched": batched}})
     counts = job_counts(wf, "--configfile", str(cfg))
-    assert _batch_jobs(counts) == 4 and counts["train_dmf"] == 4
+    assert _batch_jobs(counts) == 1 and counts["train_dmf"] == 1
     snakemake(wf, "--cores", "2", "--configfile", str(cfg))
-    keys = ["n_obs", "seed", "depth", "init_scale"]
-    got, want = (pd.read_parquet(wf / f"results/default/tables/{name}.parquet").query("method == 'dmf'")
-                 .sort_values(keys).reset_index(drop=True) for name in ("batched", "tiny"))
+    keys = ["seed", "depth", "init_scale"]
+
+    def table(name):
+        rows = pd.read_parquet(wf / f"results/default/tables/{name}.parquet").query("method == 'dmf' and n_obs == 160")
+        return rows.sort_values(keys).reset_index(drop=True)
+
+    got, want = table("batched"), table("tiny").query("seed == 0").reset_index(drop=True)
     assert got["batch_size"].tolist() == [2 if d == 2 else 1 for d in got["depth"]]
     # the same runs as the single NumPy runs of the tiny experiment (fp32: rounding differs)
     depth2 = got["depth"] == 2
     assert ((got["iterations"] - want["iterations"]).abs() <= 0.005 * want["iterations"]).all()
     np.testing.assert_allclose(got.loc[depth2, "recon_error"], want.loc[depth2, "recon_error"], rtol=1e-4)
     run_dirs = list((wf / "results/runs").rglob("dmf_depth2_*_torch-cpu_float32"))
-    assert len(run_dirs) == 8 and all(
+    assert len(run_dirs) == 2 and all(
         {"matrix.npz", "metrics.json", "trajectory.parquet", "run.log"} <= {f.name for f in d.iterdir()} for d in run_dirs
     )
+    assert job_counts(wf, "--configfile", str(cfg)) == {}
     # a new seed makes new batches only; a new init scale retrains the batches it joins
-    more_seeds = _write_config(tmp_path / "s.yaml", {"experiments": {"batched": {**batched, "seeds": [0, 1, 2]}}})
+    more_seeds = _write_config(tmp_path / "s.yaml", {"experiments": {"batched": {**batched, "seeds": [0, 1]}}})
     counts = job_counts(wf, "--configfile", str(more_seeds))
-    assert _batch_jobs(counts) == 2 and counts["train_dmf"] == 2
+    assert _batch_jobs(counts) == 1 and counts["train_dmf"] == 1
     scales = {**batched, "init_scales": {"2": [0.001, 0.0005, 0.00025], "3": [0.001]}}
     counts = job_counts(wf, "--configfile", str(_write_config(tmp_path / "i.yaml", {"experiments": {"batched": scales}})))
-    assert _batch_jobs(counts) == 4 and "train_dmf" not in counts
+    assert _batch_jobs(counts) == 1 and "train_dmf" not in counts
+    # batching over seeds too: one batch per depth (4 and 2 runs), each run on its own data
+    wide = {**batched, "seeds": [0, 1], "batch_over": ["init_scale", "lr", "seed", "n_obs"]}
+    wide_cfg = _write_config(tmp_path / "w.yaml", {"experiments": {"batched": wide}})
+    assert _batch_jobs(job_counts(wf, "--configfile", str(wide_cfg))) == 2
+    snakemake(wf, "--cores", "2", "--configfile", str(wide_cfg))
+    got, want = table("batched"), table("tiny")
+    depth2 = got["depth"] == 2
+    assert got["batch_size"].tolist() == [4 if d == 2 else 2 for d in got["depth"]]
+    assert ((got["iterations"] - want["iterations"]).abs() <= 0.005 * want["iterations"]).all()
+    np.testing.assert_allclose(got.loc[depth2, "recon_error"], want.loc[depth2, "recon_error"], rtol=1e-4)
 
 
 def test_changing_one_experiments_parameter_reruns_only_its_runs(tiny_run, tmp_path):
@@ -333,7 +349,7 @@ def test_killed_workflow_resumes_without_redoing_finished_runs(tmp_path):
 
 BAD_CONFIGS = [
     # the message itself: the key, the value and the reason, on one line
-    ({"colour": "red"}, r"config\.experiments\.tiny: unknown key 'colour' \(known keys: baselines, batch, datasets,"),
+    ({"colour": "red"}, r"config\.experiments\.tiny: unknown key 'colour' \(known keys: baselines, batch, batch_over, datasets,"),
     ({"depth": [2]}, r"config\.experiments\.tiny: unknown key 'depth' \(did you mean 'depths'\?\)"),
     ({"n_obs": [-5]}, r"config\.experiments\.tiny\.n_obs\[0\]: -5 is less than the minimum of 1"),
     ({"init_scales": [-0.001]},

@@ -329,57 +329,60 @@ def run_dmf(
 
 
 def run_dmf_batch(
-    ground_truth_path: str | os.PathLike | None,
-    observations_path: str | os.PathLike,
+    data: list[tuple[str | os.PathLike | None, str | os.PathLike]],
     configs: list[TrainConfig],
     outputs: list[RunOutputs],
     labels: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train runs that differ only in init scale and learning rate together on one torch device
-    (:func:`dmfcore.batched.train_batch`); write each run's outputs as :func:`run_dmf` would.
+    """Train runs of one shape, depth, init, optimizer, stopping rule, recording, device and
+    dtype together on one torch device (:func:`dmfcore.batched.train_batch`); run k trains on
+    ``data[k]`` (ground truth or None, observations) with ``configs[k]`` (its own init scale,
+    learning rate and seed) and writes ``outputs[k]`` as :func:`run_dmf` would.
 
-    Every run of a batch trains on the same observation set (a sensing set's measurement
-    matrix is read once per step for all of them). Batches do not checkpoint: a killed batch is
-    trained again.
+    Runs on the same observation file share it (a sensing set's measurement matrix is read
+    once per step for all of them). Batches do not checkpoint: a killed batch trains again.
     """
     from .batched import BatchRun, train_batch
 
-    shared = {k: v for k, v in asdict(configs[0]).items() if k not in ("init_scale", "lr")}
+    own = ("init_scale", "lr", "seed")
+    shared = {k: v for k, v in asdict(configs[0]).items() if k not in own}
     for config in configs[1:]:
-        other = {k: v for k, v in asdict(config).items() if k not in ("init_scale", "lr")}
+        other = {k: v for k, v in asdict(config).items() if k not in own}
         if other != shared:
-            raise ValueError(f"a batch's runs differ only in init_scale and lr; got {shared} and {other}")
-    if len(outputs) != len(configs) or len({(c.init_scale, c.lr) for c in configs}) != len(configs):
-        raise ValueError("a batch needs one output set per run, and no run twice")
-    first = configs[0]
-    w_star, obs, test = load_data(ground_truth_path, observations_path)
-    backend = resolve_backend(first.device, first.dtype)
-    recording = [out.trajectory is not None for out in outputs]
-    if len(set(recording)) != 1:
+            raise ValueError(f"a batch's runs differ only in init_scale, lr, seed and data; got {shared} and {other}")
+    if not len(data) == len(outputs) == len(configs):
+        raise ValueError(f"a batch needs data and outputs for each of its {len(configs)} runs")
+    recording = {out.trajectory is not None for out in outputs}
+    if len(recording) != 1:
         raise ValueError("a batch's runs are all recorded, or none")
-    init_seed = stream_seed(first.seed, "init", first.depth)
-    runs = [
-        BatchRun(obs, init_factors(obs.shape, c.depth, c.init, c.init_scale, init_seed, c.width), c.lr,
-                 ground_truth=w_star if recording[0] else None,
-                 evaluate=_test_error_on(test, backend) if recording[0] and test is not None else None,
-                 label=f"init_scale {c.init_scale!r}, lr {c.lr!r}")
-        for c in configs
-    ]
+    recorded = recording.pop()
+    first = configs[0]
+    backend = resolve_backend(first.device, first.dtype)
+    loaded: dict[tuple[str, str], tuple[Any, Any, Any]] = {}  # each file once: runs on one set share it
+    for gt_path, obs_path in data:
+        loaded.setdefault((str(gt_path), str(obs_path)), load_data(gt_path, obs_path))
+    runs = []
+    for (gt_path, obs_path), c in zip(data, configs):
+        w_star, obs, test = loaded[(str(gt_path), str(obs_path))]
+        factors = init_factors(obs.shape, c.depth, c.init, c.init_scale, stream_seed(c.seed, "init", c.depth), c.width)
+        runs.append(BatchRun(obs, factors, c.lr, ground_truth=w_star if recorded else None,
+                             evaluate=_test_error_on(test, backend) if recorded and test is not None else None,
+                             label=f"{obs_path}, init_scale {c.init_scale!r}, lr {c.lr!r}"))
     results = train_batch(
         runs, backend, first.optimizer, max_iters=first.max_iters, loss_threshold=first.loss_threshold,
-        record_every=(first.record_every or first.max_iters + 1) if recording[0] else 0, top_k=first.top_k,
+        record_every=(first.record_every or first.max_iters + 1) if recorded else 0, top_k=first.top_k,
     )
     records = []
-    data_labels = {**(labels or {}), **_data_labels(obs, observations_path, ground_truth_path)}
-    for config, result, out in zip(configs, results, outputs):
+    for (gt_path, obs_path), config, result, out in zip(data, configs, results, outputs):
+        w_star, obs, test = loaded[(str(gt_path), str(obs_path))]
         buffer = _io.StringIO()
         log = _logger(buffer)
         log.info("dmfcore %s, python %s, %s", __version__, platform.python_version(), platform.machine())
-        log.info("data: %s, %s", ground_truth_path, observations_path)
+        log.info("data: %s, %s", gt_path, obs_path)
         log.info("config: %s", json.dumps(asdict(config), sort_keys=True))
-        log.info("trained in a batch of %d runs (init scales and learning rates: %s)", len(configs),
-                 ", ".join(f"{c.init_scale!r}/{c.lr!r}" for c in configs))
-        records.append(_write_run(result, config, backend.label, out, log, buffer, obs, w_star, test, data_labels,
+        log.info("trained in a batch of %d runs", len(configs))
+        labels_k = {**(labels or {}), **_data_labels(obs, obs_path, gt_path)}
+        records.append(_write_run(result, config, backend.label, out, log, buffer, obs, w_star, test, labels_k,
                                   batch_size=len(configs)))
     return records
 

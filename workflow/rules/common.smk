@@ -26,6 +26,7 @@ EXPERIMENT_DEFAULTS = {
     "baselines": ["nuclear_norm", "ground_truth"],
     "figures": [],
     "batch": "auto",
+    "batch_over": ["init_scale", "lr"],
 }
 RECORDING_KEYS = ("record_every", "top_k")
 
@@ -449,11 +450,13 @@ def run_recording_settings():
 
 RUN_SETTINGS = run_recording_settings()
 
-# Batched training (dmfcore.batched): runs whose paths differ only in init scale and learning
-# rate train together in one job. The batch key is the rest of the path, so adding a seed, an
-# n_obs value or a depth makes new batches and keeps the others; adding an init scale or a
-# learning rate retrains its batch (a job's outputs are all its runs' files).
-BATCH_VARYING = ("init_scale", "lr")
+# Batched training (dmfcore.batched): runs whose paths differ only in the fields of
+# `batch_over` (default: init scale and learning rate) train together in one job. The batch key
+# is the rest of the path: with the default, adding a seed, an n_obs value or a depth makes new
+# batches and keeps the others, and adding an init scale or a learning rate retrains its batch
+# (a job's outputs are all its runs' files). Batching over seeds and n_obs makes larger
+# batches (fewer GPU jobs) at the price of retraining a batch when a seed or n_obs joins it.
+BATCHABLE = ("init_scale", "lr", "seed", "n_obs")
 
 
 def batched(exp):
@@ -462,34 +465,46 @@ def batched(exp):
 
 
 def batch_plan():
-    """Batch key (a run path's fields but init_scale and lr) -> its runs, in a stable order.
-    A run listed by a batching and a non-batching experiment is refused: where it trains must
-    not depend on which experiment asked first."""
+    """Batch key (a run path's fields but those of `batch_over`) -> its runs, in a stable order.
+    A run that two experiments would train differently (one batching it, one not, or batching
+    over other fields) is refused: where it trains must not depend on which asked first.
+    """
     batches, owner = {}, {}
     for name, exp in EXPERIMENTS.items():
+        how = tuple(sorted(exp["batch_over"])) if batched(exp) else None
         for run in dmf_runs(name):
             path = DMF_DIR.format(**run)
-            if path in owner and owner[path][1] != batched(exp):
+            if path in owner and owner[path][1] != how:
                 raise ValueError(
                     f"config: experiments {owner[path][0]} and {name} share the run {path} but "
-                    f"only one of them batches it: give both the same batch setting"
+                    f"batch it differently ({owner[path][0]}: {owner[path][1] or 'alone'}, {name}: "
+                    f"{how or 'alone'}): give both the same batch and batch_over"
                 )
-            owner[path] = (name, batched(exp))
-            if batched(exp):
-                key = tuple((k, v) for k, v in run.items() if k not in BATCH_VARYING)
-                members = batches.setdefault(key, {})
-                members[(run["init_scale"], run["lr"])] = run
+            owner[path] = (name, how)
+            if how:
+                key = tuple((k, v) for k, v in run.items() if k not in how)
+                batches.setdefault(key, {})[path] = run
+    order = lambda run: tuple(float(run[k]) for k in BATCHABLE)
     return {
-        key: [
-            members[k]
-            for k in sorted(members, key=lambda k: (float(k[0]), float(k[1])))
-        ]
+        key: sorted(members.values(), key=order)
         for key, members in sorted(batches.items())
         if len(members) > 1
     }
 
 
 BATCHES = batch_plan()
+
+
+def batch_settings(members):
+    """The recording of a batch's runs: one for all of them (one recording loop)."""
+    settings = {str(RUN_SETTINGS[DMF_DIR.format(**run)]) for run in members}
+    if len(settings) > 1:
+        raise ValueError(
+            f"config: the runs batched with {DMF_DIR.format(**members[0])} are recorded "
+            f"differently ({', '.join(sorted(settings))}): give their experiments the same "
+            "record_every and top_k, or batch_over fewer fields"
+        )
+    return RUN_SETTINGS[DMF_DIR.format(**members[0])]
 
 
 def training_settings(wildcards):

@@ -38,7 +38,7 @@ for index, (key, members) in enumerate(BATCHES.items()):
         name:
             f"train_batch_{index}"
         input:
-            **data_paths(dict(key)),
+            sorted({path for run in members for path in data_paths(run).values()}),
         output:
             [
                 f"{DMF_DIR.format(**run)}/{name}"
@@ -55,9 +55,8 @@ for index, (key, members) in enumerate(BATCHES.items()):
             gpu=1 if dict(key)["device"].startswith("cuda") else 0,
             mem_mb=lambda wc, input: 1000 + 2 * input.size_mb,
         params:
-            key=dict(key),
-            members=[(run["init_scale"], run["lr"]) for run in members],
-            settings=RUN_SETTINGS[DMF_DIR.format(**members[0])],
+            members=[{**run, **data_paths(run)} for run in members],
+            settings=batch_settings(members),
             code=CODE,
         script:
             "../scripts/train_batch.py"
