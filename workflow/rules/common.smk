@@ -484,7 +484,10 @@ def batch_plan():
             if how:
                 key = tuple((k, v) for k, v in run.items() if k not in how)
                 batches.setdefault(key, {})[path] = run
-    order = lambda run: tuple(float(run[k]) for k in BATCHABLE)
+
+    def order(run):
+        return tuple(float(run[k]) for k in BATCHABLE)
+
     return {
         key: sorted(members.values(), key=order)
         for key, members in sorted(batches.items())
