@@ -31,7 +31,7 @@ import numpy as np
 from .backend import Backend, synchronize, to_numpy
 from .optimizers import OPTIMIZERS, group_rmsprop_step
 from .problems import CompletionObservations, Observations, SensingObservations
-from .training import HOST_CHECK_EVERY, TrainingDivergedError, TrainResult, _record
+from .training import HOST_CHECK_EVERY, TrainingDivergedError, TrainResult, _record, mark_stops
 
 
 @dataclass(frozen=True)
@@ -210,13 +210,8 @@ def train_batch(
     while True:
         w = _products(factors, prefix)
         loss = objective.loss_and_grad(w, grad_w)
-        running = active > 0
-        finite = torch.isfinite(loss)
-        stopping = running if t >= max_iters else running & ~(finite & (loss > loss_threshold))
-        stop = torch.where(stopping, t, stop)
-        stop_loss = torch.where(stopping, loss, stop_loss)
-        last_finite = torch.where(running & finite, loss, last_finite)
-        active = active * ~stopping
+        active, stop, stop_loss, last_finite = mark_stops(loss, t, loss_threshold, active, stop, stop_loss,
+                                                          last_finite, at_last_step=t >= max_iters)
         if t % check_every == 0 or (record_every and t % record_every == 0) or t >= max_iters:
             # the host looks: one transfer of every run's state
             host = torch.stack([active, stop.double(), stop_loss, loss, elapsed]).cpu().numpy()

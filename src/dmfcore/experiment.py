@@ -154,6 +154,26 @@ class TrainConfig:
             raise ValueError("max_iters, loss_threshold and record_every must be >= 0")
 
 
+def run_train_config(fields: dict[str, Any], recording: dict[str, int]) -> TrainConfig:
+    """The :class:`TrainConfig` of a run named by the fields of its workflow path (text or
+    numbers: depth, init, init_scale, optimizer, lr, seed, max_iters, loss_threshold, device,
+    dtype; other fields are ignored) and its ``record_every`` and ``top_k``."""
+    return TrainConfig(
+        depth=int(fields["depth"]),
+        init=fields["init"],
+        init_scale=float(fields["init_scale"]),
+        lr=float(fields["lr"]),
+        optimizer=fields["optimizer"],
+        seed=int(fields["seed"]),
+        max_iters=int(fields["max_iters"]),
+        loss_threshold=float(fields["loss_threshold"]),
+        record_every=recording["record_every"],
+        top_k=recording["top_k"],
+        device=fields["device"],
+        dtype=fields["dtype"],
+    )
+
+
 @dataclass(frozen=True)
 class RunOutputs:
     """Where a run writes; ``trajectory`` is only written when recording."""
@@ -225,6 +245,16 @@ def _logger(buffer: _io.StringIO) -> logging.Logger:
     return log
 
 
+def _run_log(ground_truth_path: Any, observations_path: Any, config: TrainConfig) -> tuple[logging.Logger, _io.StringIO]:
+    """A run's log (kept in memory, written with its outputs), opened with what the run is."""
+    buffer = _io.StringIO()
+    log = _logger(buffer)
+    log.info("dmfcore %s, python %s, %s", __version__, platform.python_version(), platform.machine())
+    log.info("data: %s, %s", ground_truth_path, observations_path)
+    log.info("config: %s", json.dumps(asdict(config), sort_keys=True))
+    return log, buffer
+
+
 def _write_run(result: TrainResult, config: TrainConfig, device: str, outputs: RunOutputs, log: logging.Logger,
                buffer: _io.StringIO, obs: Any, w_star: np.ndarray | None, test: CompletionObservations | None,
                labels: dict[str, Any], batch_size: int = 1) -> dict[str, Any]:
@@ -291,11 +321,7 @@ def run_dmf(
     """
     w_star, obs, test = load_data(ground_truth_path, observations_path)
     backend = resolve_backend(config.device, config.dtype)
-    buffer = _io.StringIO()
-    log = _logger(buffer)
-    log.info("dmfcore %s, python %s, %s", __version__, platform.python_version(), platform.machine())
-    log.info("data: %s, %s", ground_truth_path, observations_path)
-    log.info("config: %s", json.dumps(asdict(config), sort_keys=True))
+    log, buffer = _run_log(ground_truth_path, observations_path, config)
     optimizer = make_optimizer(config.optimizer, config.lr)
     init_seed = stream_seed(config.seed, "init", config.depth)
     factors = init_factors(obs.shape, config.depth, config.init, config.init_scale, init_seed, config.width)
@@ -358,12 +384,14 @@ def run_dmf_batch(
     recorded = recording.pop()
     first = configs[0]
     backend = resolve_backend(first.device, first.dtype)
-    loaded: dict[tuple[str, str], tuple[Any, Any, Any]] = {}  # each file once: runs on one set share it
+    loaded: dict[tuple[str, str], tuple[Any, Any, Any, dict[str, Any]]] = {}  # each file once: runs share it
     for gt_path, obs_path in data:
-        loaded.setdefault((str(gt_path), str(obs_path)), load_data(gt_path, obs_path))
+        if (str(gt_path), str(obs_path)) not in loaded:
+            w_star, obs, test = load_data(gt_path, obs_path)
+            loaded[(str(gt_path), str(obs_path))] = (w_star, obs, test, _data_labels(obs, obs_path, gt_path))
     runs = []
     for (gt_path, obs_path), c in zip(data, configs):
-        w_star, obs, test = loaded[(str(gt_path), str(obs_path))]
+        w_star, obs, test, _ = loaded[(str(gt_path), str(obs_path))]
         factors = init_factors(obs.shape, c.depth, c.init, c.init_scale, stream_seed(c.seed, "init", c.depth), c.width)
         runs.append(BatchRun(obs, factors, c.lr, ground_truth=w_star if recorded else None,
                              evaluate=_test_error_on(test, backend) if recorded and test is not None else None,
@@ -374,16 +402,11 @@ def run_dmf_batch(
     )
     records = []
     for (gt_path, obs_path), config, result, out in zip(data, configs, results, outputs):
-        w_star, obs, test = loaded[(str(gt_path), str(obs_path))]
-        buffer = _io.StringIO()
-        log = _logger(buffer)
-        log.info("dmfcore %s, python %s, %s", __version__, platform.python_version(), platform.machine())
-        log.info("data: %s, %s", gt_path, obs_path)
-        log.info("config: %s", json.dumps(asdict(config), sort_keys=True))
+        w_star, obs, test, data_labels = loaded[(str(gt_path), str(obs_path))]
+        log, buffer = _run_log(gt_path, obs_path, config)
         log.info("trained in a batch of %d runs", len(configs))
-        labels_k = {**(labels or {}), **_data_labels(obs, obs_path, gt_path)}
-        records.append(_write_run(result, config, backend.label, out, log, buffer, obs, w_star, test, labels_k,
-                                  batch_size=len(configs)))
+        records.append(_write_run(result, config, backend.label, out, log, buffer, obs, w_star, test,
+                                  {**(labels or {}), **data_labels}, batch_size=len(configs)))
     return records
 
 

@@ -172,14 +172,33 @@ def _unobserved_steps(objective: Objective, factors: Sequence[Any], ws: Any, opt
     for step in range(t, t + n):
         w = forward(factors, ws)
         loss = objective.loss_and_grad(w, ws.grad_w_t)
-        running = active > 0
-        last_finite = torch.where(running & torch.isfinite(loss), loss, last_finite)
-        stopping = running & ~(torch.isfinite(loss) & (loss > loss_threshold))  # converged or diverged
-        stop = torch.where(stopping, step, stop)
-        stop_loss = torch.where(stopping, loss, stop_loss)
-        active = active * ~stopping
+        active, stop, stop_loss, last_finite = mark_stops(loss, step, loss_threshold, active, stop, stop_loss,
+                                                          last_finite)
         state, elapsed = _update(factors, ws, optimizer, state, elapsed, active)
     return state, elapsed, stop, stop_loss, last_finite
+
+
+def mark_stops(loss: Any, step: int, loss_threshold: float, active: Any, stop: Any, stop_loss: Any,
+               last_finite: Any, at_last_step: bool = False) -> tuple[Any, Any, Any, Any]:
+    """The stopping rule on the device, for one run (0-d tensors) or a batch ((B,) tensors): a
+    run still ``active`` (1.0) stops at ``step`` when its loss is at most ``loss_threshold``,
+    is not finite, or ``at_last_step``; it then records ``step`` in ``stop`` and the loss in
+    ``stop_loss`` and becomes inactive (0.0). ``last_finite`` follows the finite losses of
+    running runs. Returns the new ``(active, stop, stop_loss, last_finite)``."""
+    import torch
+
+    running = active > 0
+    finite = torch.isfinite(loss)
+    stopping = running if at_last_step else running & ~(finite & (loss > loss_threshold))
+    return (active * ~stopping, torch.where(stopping, step, stop), torch.where(stopping, loss, stop_loss),
+            torch.where(running & finite, loss, last_finite))
+
+
+def _host_values(*scalars: Any) -> list[float]:
+    """Several device values read by the host in one transfer (each read waits for the GPU)."""
+    import torch
+
+    return torch.stack(scalars).tolist()
 
 
 def _diverged(t: int, loss: float, last_finite: float) -> TrainingDivergedError:
@@ -274,8 +293,9 @@ def train(
                 state, elapsed, stop, stop_loss, chunk_last_finite = _unobserved_steps(
                     objective, factors, ws, optimizer, state, elapsed, t, n, loss_threshold
                 )
-                stopped, stop_loss, chunk_last_finite = int(stop) < t + n, float(stop_loss), float(chunk_last_finite)
-                t = int(stop)  # the host looks
+                # the host looks: one transfer (stop < 2^53 is exact in float64)
+                stop, stop_loss, chunk_last_finite = _host_values(stop.double(), stop_loss, chunk_last_finite)
+                stopped, t = stop < t + n, int(stop)
                 last_finite = chunk_last_finite if math.isfinite(chunk_last_finite) else last_finite
                 if stopped and not math.isfinite(stop_loss):
                     raise _diverged(t, stop_loss, last_finite)
