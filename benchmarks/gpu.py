@@ -12,7 +12,10 @@ the loss threshold at 0 so that every case runs its full number of steps):
   step's matrix products at the matmul rate measured at that shape;
 - B = 1, 64, 256, 1024 completion runs (d = 100, depth 3, each its own data) trained as one
   batch (``dmfcore.batched``): microseconds per batch step and per run-step. Bound: the 6
-  batched products at the measured (B, 100, 100) product rate.
+  batched products at the measured (B, 100, 100) product rate;
+- one trajectory record at MovieLens 100K's shape (``dmfcore.dynamics.alignment_statistics``:
+  a thin SVD of W and ``U^T grad V``), the cost the dynamics runs pay every ``record_every``
+  steps, beside other ways to get the same singular values (milliseconds, no bound).
 
 Each case is timed twice: the host reading the loss every step (``check_every=1``, the
 step-by-step loop) and every ``HOST_CHECK_EVERY`` steps (the default on torch devices), plus
@@ -40,6 +43,7 @@ import torch  # noqa: E402
 
 from dmfcore.backend import resolve_backend, synchronize  # noqa: E402
 from dmfcore.batched import BatchRun, train_batch  # noqa: E402
+from dmfcore.dynamics import alignment_statistics  # noqa: E402
 from dmfcore.model import init_factors, step_flops  # noqa: E402
 from dmfcore.optimizers import group_rmsprop  # noqa: E402
 from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion, sample_sensing  # noqa: E402
@@ -186,8 +190,37 @@ def main() -> None:
         bound = 6 * matmul_seconds(device, 100, 100, 100, repeat, batch=b) * 1e6
         batched.append(dict(batch=b, bound_us=bound, step_us=step, run_step_us=step / b, ratio_to_bound=step / bound))
         print(f"{'':30} {b:>5} {bound:9.1f} {step:9.1f} {step / b:12.2f} {step / bound:8.2f}")
+    records = record_ms(device, shape, max(repeat // 20, 3))
+    print(f"\none record at {shape[0]}x{shape[1]} (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in records.items()))
     print(json.dumps({"device": device, "matmul100_gflops": 2e-9 * 100**3 / mm100, "cases": results,
-                      "batched": batched}))
+                      "batched": batched, "record_ms": records}))
+
+
+def record_ms(device: str, shape: tuple[int, int], repeat: int) -> dict[str, float]:
+    """Milliseconds for the singular values (and vectors) of a ``shape`` fp32 matrix on the
+    device: the record of the dynamics runs and the alternatives to it."""
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(shape, generator=gen).to(device)
+    grad = torch.randn(shape, generator=gen).to(device)
+
+    def gram_eigh():  # W W^T = U S^2 U^T in fp64: the top singular values to fp32 precision
+        w64 = w.double()
+        return torch.linalg.eigh(w64 @ w64.T)[0]
+
+    cases = {"record (alignment_statistics)": lambda: alignment_statistics(w, grad)["sigma"],
+             "svd": lambda: torch.linalg.svd(w, full_matrices=False)[1],
+             "svdvals": lambda: torch.linalg.svdvals(w),
+             "eigh of W W^T fp64": gram_eigh}
+    if device.startswith("cuda"):
+        cases["svd gesvdj"] = lambda: torch.linalg.svd(w, full_matrices=False, driver="gesvdj")[1]
+        cases["svd gesvda"] = lambda: torch.linalg.svd(w, full_matrices=False, driver="gesvda")[1]
+    out = {}
+    for name, fn in cases.items():
+        try:
+            out[name] = 1e3 * _timed(lambda fn=fn: torch.as_tensor(fn()), repeat)
+        except Exception as exc:  # a driver this build lacks: say so, keep the rest
+            print(f"{name}: {type(exc).__name__}: {exc}")
+    return out
 
 
 if __name__ == "__main__":

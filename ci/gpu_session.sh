@@ -1,30 +1,73 @@
 #!/usr/bin/env bash
 # The GPU checks of issues 10 and 9 as one prepared run on a GPU machine (the session's
 # `device` tool runs it over a copy of the working tree; its python has torch, numpy, pandas,
-# pyarrow, scipy, pytest but not snakemake, so the workflow GPU test skips there):
+# pyarrow, scipy, pytest but not snakemake or cvxpy):
 #
-#   run(command="bash ci/gpu_session.sh", carry=[".gpu_data"], timeout_s=560)
+#   run(command="bash ci/gpu_session.sh", carry=[".gpu_data", ".whl"], timeout_s=600)
 #
-# .gpu_data/ (git-ignored) holds the MovieLens training/test split
-# made here by the workflow; without it the MovieLens runs are left out:
+# .whl/ (git-ignored through .git/info/exclude) holds snakemake's and cvxpy's wheels for the
+# machine's Python (see the device README); without them the workflow GPU test skips.
+# .gpu_data/ (git-ignored) holds the MovieLens training/test split made here by the workflow;
+# without it the MovieLens runs are left out:
 #   mkdir -p .gpu_data && cp results/data/movielens100k_file_order/seed0/completion_n10000.npz .gpu_data/
 #
-# Writes under $OUT: session.log (device, versions), gpu_tests.log, gpu_benchmark.log and,
-# with the data, movielens_runs.tar (Figure 3's MovieLens runs at their workflow paths under
-# results/runs/, device cuda: untar them in the repository root here).
+# Timeline (SECONDS since the start): the MovieLens runs (depths 3, 2, 1, one process each) start
+# first and share the GPU with the GPU tests; at ML_DEADLINE (default 400 s) any still running is
+# stopped (each leaves its checkpoint of the last 10,000 steps); then the benchmark runs with the
+# GPU to itself. Writes under $OUT: session.log (device, versions, the MovieLens runs' output),
+# gpu_tests.log, gpu_benchmark.log and movielens_depth{3,2,1}.tar (each run at its workflow path
+# under results/runs/, device cuda: untar in the repository root here; one tar per run keeps
+# each under the device tool's 16 MB per file).
 set -uo pipefail
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_session}
+ML_DEVICE=${ML_DEVICE:-cuda} ML_MAX_ITERS=${ML_MAX_ITERS:-200000} ML_DEADLINE=${ML_DEADLINE:-400}
 mkdir -p "$OUT"
+START=$(date +%s)
 {
     nvidia-smi
-    python -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+    python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+    if ls .whl/*.whl >/dev/null 2>&1; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+            && export PYTHONPATH="$PYTHONPATH:/tmp/site" && python3 -c "import snakemake, cvxpy; print('snakemake', snakemake.__version__, 'cvxpy', cvxpy.__version__)"
+    fi
 } 2>&1 | tee "$OUT/session.log"
-timeout 180 python -m pytest -m gpu -p no:cacheprovider tests/test_device.py tests/test_batched.py \
-    tests/test_gradients.py 2>&1 | tee "$OUT/gpu_tests.log"
-timeout 240 python benchmarks/gpu.py 2>&1 | tee "$OUT/gpu_benchmark.log"
+ls .whl/*.whl >/dev/null 2>&1 && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+
+ml_pids=()
 if [ -f .gpu_data/completion_n10000.npz ] && [ "${SKIP_MOVIELENS:-0}" != 1 ]; then
-    timeout "${MOVIELENS_SECONDS:-300}" python ci/gpu_movielens.py .gpu_data/completion_n10000.npz "$OUT/runs" \
-        2>&1 | tee -a "$OUT/session.log"
-    tar -cf "$OUT/movielens_runs.tar" -C "$OUT/runs" . && rm -rf "$OUT/runs"
+    for depth in 3 2 1; do
+        python3 ci/gpu_movielens.py .gpu_data/completion_n10000.npz "$OUT/runs" "$ML_DEVICE" "$ML_MAX_ITERS" $depth \
+            >"/tmp/movielens_depth$depth.log" 2>&1 &
+        ml_pids+=($!)
+    done
 fi
+echo "[$SECONDS s] MovieLens runs started: ${ml_pids[*]:-none}" | tee -a "$OUT/session.log"
+
+timeout 240 python3 -m pytest -m gpu -p no:cacheprovider -rs tests/test_device.py tests/test_batched.py \
+    tests/test_gradients.py 2>&1 | tee "$OUT/gpu_tests.log"
+echo "[$SECONDS s] GPU tests done" | tee -a "$OUT/session.log"
+
+if [ ${#ml_pids[@]} -gt 0 ]; then
+    any_running() { for pid in "${ml_pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
+    while [ $SECONDS -lt "$ML_DEADLINE" ] && any_running; do sleep 2; done
+    for pid in "${ml_pids[@]}"; do kill -0 "$pid" 2>/dev/null && kill "$pid"; done
+    wait "${ml_pids[@]}" 2>/dev/null
+    {
+        echo "[$SECONDS s] MovieLens runs:"
+        cat /tmp/movielens_depth*.log
+        for ckpt in "$OUT"/runs/results/runs/*/*/*/*/*/checkpoint.npz; do
+            [ -f "$ckpt" ] && python3 -c "import json, os, sys, numpy as np; m = json.loads(str(np.load(sys.argv[1])['meta'])); \
+print('unfinished:', sys.argv[1].split('/')[-2], 'checkpoint at step', m['t'], 'written', \
+round(os.path.getmtime(sys.argv[1]) - float(sys.argv[2])), 's after the start')" "$ckpt" "$START"
+        done
+    } 2>&1 | tee -a "$OUT/session.log"
+    for run in "$OUT"/runs/results/runs/*/*/*/*/dmf_depth*; do
+        [ -d "$run" ] || continue
+        tar -cf "$OUT/movielens_$(basename "$run" | cut -d_ -f2).tar" -C "$OUT/runs" "${run#"$OUT"/runs/}"
+    done
+    rm -rf "$OUT/runs"
+fi
+
+timeout 170 python3 benchmarks/gpu.py 2>&1 | tee "$OUT/gpu_benchmark.log"
+echo "[$SECONDS s] benchmark done" | tee -a "$OUT/session.log"

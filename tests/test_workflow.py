@@ -53,8 +53,10 @@ def _write_config(path: Path, config: dict) -> Path:
 
 
 def _env(workdir: Path) -> dict[str, str]:
-    """The environment of a workflow copy: its own dmfcore (src/) before the installed one."""
-    return {**os.environ, "PYTHONPATH": str(workdir / "src")}
+    """The environment of a workflow copy: its own dmfcore (src/) before the installed one (and
+    before any PYTHONPATH already set, e.g. packages carried to a GPU machine as wheels)."""
+    inherited = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(workdir / "src")] + ([inherited] if inherited else []))}
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
