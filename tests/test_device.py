@@ -117,5 +117,11 @@ def test_tiny_workflow_on_the_gpu_matches_the_cpu(tmp_path):
     cpu, gpu = (pd.read_parquet(wf / f"results/default/tables/{name}.parquet").query("method == 'dmf'")
                 .sort_values(keys).reset_index(drop=True) for name in ("on_cpu", "on_gpu"))
     assert (gpu["device"] == "cuda:0").all() and (cpu["device"] == "cpu").all()
-    assert (gpu["iterations"] == cpu["iterations"]).all()
-    np.testing.assert_allclose(gpu["recon_error"], cpu["recon_error"], rtol=1e-6)
+    # batch auto on cuda: the depth-2 runs of an observation set (two init scales) train as one
+    # batch, depth 3 alone. Not the same steps as the CPU: other summation orders (cuBLAS, the
+    # batch's segment sums) round differently and 10^4 steps through the saddles amplify it; on
+    # torch-cpu against NumPy (fp64) this grid differs by up to 27 of 10,852 steps and 1.5e-4 in
+    # recon error (an unrecovered run), so: 0.5% of the steps and 1e-3 relative
+    assert ((gpu["batch_size"] > 1) == (gpu["depth"] == 2)).all()
+    assert ((gpu["iterations"] - cpu["iterations"]).abs() <= 0.005 * cpu["iterations"]).all()
+    np.testing.assert_allclose(gpu["recon_error"], cpu["recon_error"], rtol=1e-3)

@@ -1,6 +1,9 @@
 """Which code computed a result (dmfcore.provenance) and independent random streams."""
 
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +39,52 @@ def test_fingerprint_follows_the_code_not_its_comments(package_copy):
     assert code_fingerprint("plots", package_copy) != plots_before
     assert code_fingerprint("compute", package_copy) == after
     code_fingerprint.cache_clear()
+
+
+def test_fingerprint_ignores_line_breaks_inside_brackets_but_not_fstrings(package_copy):
+    before = code_fingerprint("compute", package_copy)
+    training = package_copy / "training.py"
+    source = training.read_text()
+    assert "def _record(\n" in source
+    training.write_text(source.replace("def _record(\n", "def _record(\n\n    # why\n", 1))
+    code_fingerprint.cache_clear()
+    assert code_fingerprint("compute", package_copy) == before
+    assert 'f"{name}' in source or "f'" in source or 'f"' in source
+    first_fstring = source.index('f"')
+    training.write_text(source[:first_fstring + 2] + "x" + source[first_fstring + 2:])
+    code_fingerprint.cache_clear()
+    assert code_fingerprint("compute", package_copy) != before
+    code_fingerprint.cache_clear()
+
+
+def _other_pythons() -> list[str]:
+    """Other CPython versions (3.11+) on this machine (pyenv's, or python3.X on PATH)."""
+    found = {}
+    for candidate in sorted(Path.home().glob(".pyenv/versions/3.*/bin/python3")) + [
+            Path(p) for p in (shutil.which(f"python3.{minor}") for minor in range(10, 15)) if p]:
+        res = subprocess.run([str(candidate), "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
+                             text=True)
+        version = tuple(int(v) for v in res.stdout.split()) if res.returncode == 0 else ()
+        if version >= (3, 11) and version != sys.version_info[:2]:  # the project's Pythons
+            found.setdefault(version, str(candidate))
+    return list(found.values())
+
+
+def test_fingerprint_is_the_same_on_every_python_version():
+    """A run made on a GPU machine's Python (3.12) must be accepted by a workflow on 3.11: the
+    old fingerprint (an ``ast.dump``) differed between versions for the same source."""
+    others = _other_pythons()
+    if not others:
+        pytest.skip("no other Python version on this machine")
+    script = ("import importlib.util, sys; from pathlib import Path; "
+              "spec = importlib.util.spec_from_file_location('provenance', sys.argv[1]); "
+              "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+              "print(m.code_fingerprint('compute', Path(sys.argv[2])), m.code_fingerprint('plots', Path(sys.argv[2])))")
+    here = f"{code_fingerprint('compute')} {code_fingerprint('plots')}"
+    for python in others:
+        res = subprocess.run([python, "-c", script, str(PACKAGE_DIR / "provenance.py"), str(PACKAGE_DIR)],
+                             capture_output=True, text=True, check=True)
+        assert res.stdout.strip() == here, python
 
 
 def test_a_job_with_other_code_refuses_to_run():

@@ -3,6 +3,7 @@ set, constant-prediction baselines; long runs checkpoint and resume bit for bit;
 curves are those of gradient flow."""
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -93,13 +94,14 @@ class Killed(Exception):
 class KilledAt:
     """An objective that dies (like a killed job) when asked for its n-th loss."""
 
-    def __init__(self, objective, n):
-        self.objective, self.n, self.calls = objective, n, 0
+    def __init__(self, objective, n, seconds_per_call=0.0):
+        self.objective, self.n, self.calls, self.seconds_per_call = objective, n, 0, seconds_per_call
 
     def loss_and_grad(self, w, grad_t):
         self.calls += 1
         if self.calls == self.n:
             raise Killed
+        time.sleep(self.seconds_per_call)
         return self.objective.loss_and_grad(w, grad_t)
 
 
@@ -114,14 +116,18 @@ def test_a_killed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path, optimize
     whole = train(objective, factors, optimizer, **kw)
     checkpoints = Checkpointing(tmp_path / "checkpoint.npz", every=100, key="run-a")
     with pytest.raises(Killed):
-        train(KilledAt(objective, 251), factors, optimizer, checkpointing=checkpoints, **kw)
+        # a slow first stretch (>= 0.2 s): the resumed run's wall time must count it
+        train(KilledAt(objective, 251, seconds_per_call=1e-3), factors, optimizer, checkpointing=checkpoints, **kw)
     with np.load(tmp_path / "checkpoint.npz") as npz:
-        assert json.loads(str(npz["meta"]))["t"] == 200  # the last checkpoint before the kill
+        meta = json.loads(str(npz["meta"]))
+        assert meta["t"] == 200  # the last checkpoint before the kill
+        assert meta["wall_seconds"] >= 0.2
     counting = KilledAt(objective, -1)
     resumed = train(counting, factors, optimizer, checkpointing=checkpoints, **kw)
     assert counting.calls == 201  # steps 200..400 only
     assert resumed.iterations == whole.iterations == 400
     assert resumed.resumed_from == 200 and whole.resumed_from is None
+    assert resumed.wall_seconds > meta["wall_seconds"]  # both stretches
     for a, b in zip(resumed.factors, whole.factors):
         assert np.array_equal(a, b)
     assert resumed.flow_time == whole.flow_time

@@ -2,9 +2,10 @@
 
 Every computed result (run record, table row) carries ``code_fingerprint``: the first 16 hex
 digits of the SHA-256 of the *normalized* source of the dmfcore modules that compute results.
-Normalized means parsed and dumped by :mod:`ast` with docstrings removed, so that editing a
-comment, a docstring or the formatting does not invalidate results, while any change to what
-the code does does. The plotting module (:mod:`dmfcore.plots`) and the command line
+Normalized means the module's tokens without comments, docstrings and line breaks inside
+brackets, so that editing a comment, a docstring or how a call is broken over lines does not
+invalidate results, while any change to what the code does does; the same source gives the
+same fingerprint on every Python version (results made on another machine are accepted). The plotting module (:mod:`dmfcore.plots`) and the command line
 (:mod:`dmfcore.cli`) compute no numbers and have their own fingerprint
 (``code_fingerprint("plots")``), so that editing a figure redraws figures only.
 
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import subprocess
+import tokenize
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,19 +36,48 @@ class StaleResultError(RuntimeError):
     """A result was computed by other code than the code running now."""
 
 
-def _normalized_source(path: Path) -> str:
-    tree = ast.parse(path.read_text(), filename=str(path))
+def _docstring_starts(tree: ast.AST) -> set[tuple[int, int]]:
+    """(line, column) where each docstring (module, class, function) starts."""
+    starts = set()
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree, annotate_fields=False)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            starts.add((body[0].lineno, body[0].col_offset))
+    return starts
+
+
+def _normalized_source(path: Path) -> str:
+    """The module's tokens without comments, docstrings and line breaks inside brackets, one
+    per line. Tokens, unlike ``ast.dump`` (which gains fields from one Python version to the
+    next), read the same on every Python: a GPU machine's 3.12 and a laptop's 3.11 give one
+    fingerprint to one source. An f-string counts as its source text (3.12 splits it in parts)."""
+    source = path.read_text()
+    lines = source.splitlines(keepends=True)
+    docstrings = _docstring_starts(ast.parse(source, filename=str(path)))
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
+    fstring_start, fstring_end = getattr(tokenize, "FSTRING_START", None), getattr(tokenize, "FSTRING_END", None)
+    out: list[str] = []
+    in_docstring = False
+    open_fstrings: list[tuple[int, int]] = []  # 3.12+: where each (nested) f-string starts
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == fstring_start:
+            open_fstrings.append(tok.start)
+        elif tok.type == fstring_end:
+            start = open_fstrings.pop()
+            if not open_fstrings:
+                (l0, c0), (l1, c1) = start, tok.end
+                text = "".join(lines[l0 - 1:l1])
+                out.append(text[c0:len(text) - len(lines[l1 - 1]) + c1])
+        elif open_fstrings or tok.type in skip:
+            continue
+        elif tok.type == tokenize.STRING and tok.start in docstrings:
+            in_docstring = True  # the docstring and the NEWLINE ending its statement
+        elif in_docstring and tok.type == tokenize.NEWLINE:
+            in_docstring = False
+        elif not in_docstring:
+            out.append(tokenize.tok_name[tok.type] if tok.type in (tokenize.INDENT, tokenize.DEDENT) else tok.string)
+    return "\n".join(out)
 
 
 @lru_cache(maxsize=None)

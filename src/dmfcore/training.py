@@ -42,7 +42,7 @@ class TrainResult:
     iterations: int
     converged: bool
     train_loss: float
-    wall_seconds: float
+    wall_seconds: float  # every stretch of a resumed run
     flow_time: float  # gradient-flow time: sum of step sizes
     trajectory: dict[str, list] = field(default_factory=dict)  # column -> values, empty if not recorded
     factors: list[np.ndarray] = field(default_factory=list)  # final W_1 .. W_N (float64 NumPy copies)
@@ -83,7 +83,8 @@ class Checkpointing:
     """Where and how often a long run saves its state, so that a killed run can resume.
 
     Every ``every`` updates the loop writes (atomically) the factors, the optimizer state, the
-    step, the elapsed gradient-flow time and the trajectory so far to ``path``. A run started
+    step, the elapsed gradient-flow time, the wall-clock seconds spent so far and the trajectory
+    so far to ``path`` (a resumed run's ``wall_seconds`` counts every stretch of it). A run started
     with a checkpoint at ``path`` whose ``key`` matches resumes from it and ends bit-for-bit
     equal to an uninterrupted run (same device and dtype); a checkpoint with another ``key``
     (another run's, or older code's) is ignored and overwritten.
@@ -94,16 +95,16 @@ class Checkpointing:
     key: str
 
     def save(self, factors: Sequence[Any], state: Any, t: int, elapsed: float, last_finite: float,
-             traj: dict[str, list]) -> None:
+             traj: dict[str, list], wall_seconds: float) -> None:
         from .io import atomic_path
 
         arrays = {f"factor_{j}": to_numpy(f) for j, f in enumerate(factors)}
         meta = {"key": self.key, "t": t, "elapsed": elapsed, "last_finite": last_finite,
-                "state": [_plain(v) for v in state], "trajectory": traj}
+                "state": [_plain(v) for v in state], "trajectory": traj, "wall_seconds": wall_seconds}
         with atomic_path(self.path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
 
-    def load(self) -> tuple[list[np.ndarray], list[Any], int, float, float, dict[str, list]] | None:
+    def load(self) -> tuple[list[np.ndarray], list[Any], int, float, float, dict[str, list], float] | None:
         """The saved state, or None when there is no usable checkpoint of this run."""
         if not Path(self.path).is_file():
             return None
@@ -115,7 +116,8 @@ class Checkpointing:
             return None
         if meta.get("key") != self.key:
             return None
-        return factors, meta["state"], meta["t"], meta["elapsed"], meta["last_finite"], meta["trajectory"]
+        return (factors, meta["state"], meta["t"], meta["elapsed"], meta["last_finite"], meta["trajectory"],
+                meta["wall_seconds"])
 
     def remove(self) -> None:
         Path(self.path).unlink(missing_ok=True)
@@ -262,10 +264,11 @@ def train(
     last_finite = math.nan
     converged = False
     t = 0
+    wall_before = 0.0  # seconds spent before the checkpoint this run resumes from
     saved = checkpointing.load() if checkpointing is not None else None
     resumed_from = None if saved is None else saved[2]
     if saved is not None:
-        saved_factors, saved_state, t, elapsed, last_finite, traj = saved
+        saved_factors, saved_state, t, elapsed, last_finite, traj, wall_before = saved
         for f, g in zip(factors, saved_factors):
             f[...] = backend.asarray(g, dtype=str(g.dtype))
         state = type(state)(*saved_state)
@@ -300,9 +303,10 @@ def train(
                 if stopped and not math.isfinite(stop_loss):
                     raise _diverged(t, stop_loss, last_finite)
             if checkpointing is not None and t % checkpointing.every == 0:
-                checkpointing.save(factors, state, t, float(elapsed), last_finite, traj)
+                checkpointing.save(factors, state, t, float(elapsed), last_finite, traj,
+                                   wall_before + time.perf_counter() - start)
     synchronize(w)
-    wall = time.perf_counter() - start
+    wall = wall_before + time.perf_counter() - start
     w_final = to_numpy(w).astype(np.float64)  # astype copies: w may be a workspace buffer
     factors_final = [to_numpy(f).astype(np.float64) for f in factors]
     return TrainResult(
