@@ -2,7 +2,8 @@
 library, for a GPU machine without Snakemake: each depth into its workflow path under
 OUT_ROOT/results/runs/ (untar them in the repository root; the rows carry this code's
 fingerprint, so the workflow's tables accept them when the code is the same). A run killed
-part-way leaves its checkpoint (every 10,000 steps) there; the same command resumes it.
+part-way leaves its checkpoint (every 10,000 steps) there; the same command resumes it and
+skips the runs already finished.
 
     python ci/gpu_movielens.py OBSERVATIONS.npz OUT_ROOT [DEVICE [MAX_ITERS [DEPTH ...]]]
         (defaults: cuda, 200000, depths 3 2 1; one process per depth runs them side by side)
@@ -23,6 +24,9 @@ for depth in depths:
                          max_iters=max_iters, loss_threshold=1e-06, record_every=100, top_k=10, device=device)
     run = root / (f"results/runs/completion/movielens100k_file_order/n10000/seed0/dmf_depth{depth}_identity0.001_gd_"
                   f"lr0.1_stop1e-06_max{max_iters}_{device}_float32")
+    if (run / "metrics.json").is_file():  # finished in an earlier call
+        print(f"depth {depth}: done before, {run}", flush=True)
+        continue
     start = time.perf_counter()
     record = run_dmf(None, observations, config,
                      RunOutputs(run / "matrix.npz", run / "metrics.json", run / "run.log", run / "trajectory.parquet"))
