@@ -5,6 +5,7 @@ import pytest
 
 from dmfcore.convex import min_nuclear_norm_completion
 from dmfcore.nuclear_admm import (
+    _operator_norm,
     CompletionMap,
     SensingMap,
     dual_lower_bound,
@@ -185,6 +186,17 @@ def test_singular_value_threshold_and_dual_bound():
     x = singular_value_threshold(v, s[2])
     np.testing.assert_allclose(np.linalg.svd(x, compute_uv=False)[:2], s[:2] - s[2], rtol=1e-12)
     assert np.linalg.matrix_rank(x) == 2
+    # the Gram-matrix SVT against the SVD formula: wide, tall, rank-deficient, all or none kept
+    def by_svd(v, t):
+        p, s, qt = np.linalg.svd(v, full_matrices=False)
+        return (p * np.maximum(s - t, 0.0)) @ qt
+
+    low_rank = rng.standard_normal((30, 4)) @ rng.standard_normal((4, 50))
+    for m in (rng.standard_normal((20, 45)), rng.standard_normal((45, 20)), low_rank, low_rank.T):
+        sm = np.linalg.svd(m, compute_uv=False)
+        for t in (0.0, 0.5 * sm[-1] + 1e-3, sm[1], 0.5 * (sm[2] + sm[3]), 1.01 * sm[0]):
+            np.testing.assert_allclose(singular_value_threshold(m, t), by_svd(m, t), rtol=0, atol=1e-11 * sm[0])
+        assert _operator_norm(m) == pytest.approx(sm[0], rel=1e-13)
     # a dual point with y^T lam <= 0 only certifies 0
     assert dual_lower_bound(np.ones(3), -np.ones(3), v) == 0.0
     assert dual_lower_bound(np.ones(3), np.ones(3), v) == pytest.approx(3.0 / s[0])
