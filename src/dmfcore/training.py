@@ -130,7 +130,11 @@ def _plain(value: Any) -> Any:
     return float(value)  # a float, or a 0-d tensor of one (read once per checkpoint)
 
 
-HOST_CHECK_EVERY = 100  # on a GPU: updates between two looks of the host at the loss
+# batches (dmfcore.batched): updates between two looks of the host at the runs' losses. A single
+# run looks every step by default: on an H200 its device-side stopping test (a dozen small
+# kernels a step) cost more than the wait it saves (benchmarks/gpu.py, 2026-11-27: depth 3 at
+# d = 100, 511 us/step looking every 100 steps against 420 looking every step; equal at 943 x 1682)
+HOST_CHECK_EVERY = 100
 
 
 def _next_look(t: int, check_every: int, record_every: int, max_iters: int, checkpoint_every: int) -> int:
@@ -222,7 +226,7 @@ def train(
     ground_truth: Any = None,
     evaluate: Callable[[Any], dict[str, float]] | None = None,
     checkpointing: Checkpointing | None = None,
-    check_every: int | None = None,
+    check_every: int = 1,
 ) -> TrainResult:
     """Train the factors (backend arrays; copied, not modified) on ``objective``.
 
@@ -237,11 +241,12 @@ def train(
     ``checkpointing``, the run saves its state at a fixed interval and resumes from a
     checkpoint of itself (:class:`Checkpointing`).
 
-    On torch tensors the host reads the loss only every ``check_every`` steps (default
-    :data:`HOST_CHECK_EVERY`; on NumPy every step) and at records and checkpoints: reading a GPU
-    value waits for the GPU. In between, the loss, the step size and the stopping test stay on
-    the device (:func:`_unobserved_steps`): ``iterations``, ``w`` and every recorded number are
-    those of the step-by-step loop (``check_every=1``), bit for bit.
+    The host reads the loss every step (``check_every=1``, the default). On torch tensors
+    ``check_every=k`` reads it only every ``k`` steps and at records and checkpoints (reading a
+    GPU value waits for the GPU); in between, the loss, the step size and the stopping test stay
+    on the device (:func:`_unobserved_steps`): ``iterations``, ``w`` and every recorded number
+    are those of the step-by-step loop, bit for bit. Measured on an H200, the extra kernels of
+    the device-side test cost more than the waits (see :data:`HOST_CHECK_EVERY`).
 
     Raises :class:`TrainingDivergedError` naming the step and the last finite loss if the
     loss becomes NaN or infinite.
@@ -251,8 +256,6 @@ def train(
     if record_every < 0:
         raise ValueError(f"record_every must be >= 0, got {record_every}")
     backend = backend_of(factors[0])
-    if check_every is None:
-        check_every = 1 if backend.name == "numpy" else HOST_CHECK_EVERY
     if check_every < 1 or (check_every > 1 and backend.name == "numpy"):
         raise ValueError(f"check_every must be >= 1 (and 1 on NumPy, where the host is the device), got {check_every}")
     factors = [backend.asarray(f) for f in factors]  # private copies, trained in place
