@@ -2,8 +2,9 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
-from dmfcore.optimizers import gd, group_rmsprop, make_optimizer
+from dmfcore.optimizers import gd, group_rmsprop, group_rmsprop_step, make_optimizer
 
 
 def _reference_group_rmsprop(grad_sequence, lr, alpha=0.99, eps=1e-4):
@@ -69,3 +70,19 @@ def test_gd_constant_step_and_bad_arguments():
         make_optimizer("adam", 1e-3)
     with pytest.raises(TypeError):
         make_optimizer("gd")  # no hidden default learning rate
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")])])
+def test_group_rmsprop_step_is_the_same_on_the_host_and_on_a_device(device):
+    """The training loop computes GroupRMSprop's step on the host when it reads every step and
+    on the device inside chunks: both must agree bit for bit (torch's CPU sqrt and its scalar
+    division on CUDA are not correctly rounded; the step is written around both)."""
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        square_avg, total = (float(rng.random() * 10 ** rng.uniform(-6, 6)) for _ in range(2))
+        t = int(rng.integers(1, 10_000))
+        on_host = group_rmsprop_step(1e-3, square_avg, t, total)
+        on_device = group_rmsprop_step(1e-3, torch.tensor(square_avg, dtype=torch.float64, device=device), t,
+                                       torch.tensor(total, dtype=torch.float64, device=device))
+        assert [float(v) for v in on_device] == list(on_host)

@@ -5,7 +5,8 @@ shared scalar step size ``eta_t``:  ``W_j <- W_j - eta_t grad_{W_j}``. An optimi
 therefore a pair of pure functions
 
 - ``init() -> state``
-- ``step_size(state, grads) -> (eta_t, new_state)``
+- ``step_size(state, grads) -> (eta_t, new_state)`` (and ``step_size_from_norm(state,
+  sum_j ||grad_j||^2)``, the same given the squared gradient norm)
 
 and the training loop applies ``eta_t``. The elapsed gradient-flow time after t steps
 is ``sum_{s <= t} eta_s``.
@@ -44,6 +45,10 @@ class Optimizer(NamedTuple):
     name: str
     init: Callable[[], Any]
     step_size: Callable[[Any, Sequence[Any]], tuple[float, Any]]
+    # the same from ``sum_j ||grad_j||^2`` already computed (None where the optimizer needs none):
+    # the training loop reads it from the GPU with the loss, in one transfer
+    step_size_from_norm: Callable[[Any, Any], tuple[float, Any]]
+    uses_grad_norm: bool
 
 
 def squared_norm(arrays: Sequence[Any]) -> Any:
@@ -62,7 +67,16 @@ def squared_norm(arrays: Sequence[Any]) -> Any:
 
 
 def _sqrt(x: Any) -> Any:
-    return math.sqrt(x) if isinstance(x, float) else x.sqrt()
+    """Correctly rounded square root of a float or a tensor, so that the host's step size and
+    a device's agree bit for bit: CUDA's double sqrt is, torch's CPU kernel is not (about 1% of
+    values 1 ulp off), so a CPU tensor's goes through NumPy."""
+    if isinstance(x, float):
+        return math.sqrt(x)
+    if x.device.type == "cpu":
+        import torch
+
+        return torch.as_tensor(np.sqrt(x.numpy()))
+    return x.sqrt()
 
 
 def _check_lr(lr: float) -> None:
@@ -77,10 +91,13 @@ def gd(lr: float) -> Optimizer:
     def init() -> GDState:
         return GDState(0)
 
-    def step_size(state: GDState, grads: Sequence[Any]) -> tuple[float, GDState]:
+    def step_size_from_norm(state: GDState, total: Any) -> tuple[float, GDState]:
         return float(lr), GDState(state.t + 1)
 
-    return Optimizer("gd", init, step_size)
+    def step_size(state: GDState, grads: Sequence[Any]) -> tuple[float, GDState]:
+        return step_size_from_norm(state, None)
+
+    return Optimizer("gd", init, step_size, step_size_from_norm, False)
 
 
 def group_rmsprop_step(lr: Any, square_avg: Any, t: int, total: Any, alpha: float = 0.99,
@@ -88,8 +105,11 @@ def group_rmsprop_step(lr: Any, square_avg: Any, t: int, total: Any, alpha: floa
     """GroupRMSprop's arithmetic for step ``t`` (1-based) given ``total = sum_j ||grad_j||^2``:
     ``(eta_t, s_t)``. Floats, or tensors of one value per run (:mod:`dmfcore.batched`)."""
     s = alpha * square_avg + (1.0 - alpha) * total
-    s_hat = s / (1.0 - alpha**t)
-    return lr / (_sqrt(s_hat) + eps), s
+    # products by reciprocals, not divisions: torch computes ``x / c`` on CUDA and ``c / x``
+    # everywhere that way, so written so the host's floats and any device's tensors agree bit
+    # for bit (the training loop computes the step on the host, its device chunks on the device)
+    s_hat = s * (1.0 / (1.0 - alpha**t))
+    return lr * (1.0 / (_sqrt(s_hat) + eps)), s
 
 
 def group_rmsprop(lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-4) -> Optimizer:
@@ -101,12 +121,15 @@ def group_rmsprop(lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-4) -> O
     def init() -> GroupRMSpropState:
         return GroupRMSpropState(0, 0.0)
 
-    def step_size(state: GroupRMSpropState, grads: Sequence[Any]) -> tuple[float, GroupRMSpropState]:
+    def step_size_from_norm(state: GroupRMSpropState, total: Any) -> tuple[float, GroupRMSpropState]:
         t = state.t + 1
-        eta, s = group_rmsprop_step(lr, state.square_avg, t, squared_norm(grads), alpha, eps)
+        eta, s = group_rmsprop_step(lr, state.square_avg, t, total, alpha, eps)
         return eta, GroupRMSpropState(t, s)
 
-    return Optimizer("group_rmsprop", init, step_size)
+    def step_size(state: GroupRMSpropState, grads: Sequence[Any]) -> tuple[float, GroupRMSpropState]:
+        return step_size_from_norm(state, squared_norm(grads))
+
+    return Optimizer("group_rmsprop", init, step_size, step_size_from_norm, True)
 
 
 def make_optimizer(name: str, lr: float) -> Optimizer:

@@ -21,7 +21,7 @@ import numpy as np
 from .backend import backend_of, synchronize, to_numpy
 from .dynamics import alignment_statistics
 from .model import backward, forward, make_workspace
-from .optimizers import Optimizer
+from .optimizers import Optimizer, squared_norm
 from .problems import Objective
 
 
@@ -153,10 +153,15 @@ def _update(factors: Sequence[Any], ws: Any, optimizer: Optimizer, state: Any, e
     eta, state = optimizer.step_size(state, [ws.grad_flat])
     if active is not None:
         eta = active * eta
+    _apply(factors, grads, ws, eta)
+    return state, elapsed + eta
+
+
+def _apply(factors: Sequence[Any], grads: Sequence[Any], ws: Any, eta: Any) -> None:
+    """``W_j <- W_j - eta grad_{W_j}`` in place (``grads``: views into ``ws.grad_flat``)."""
     ws.grad_flat *= eta
     for f, g in zip(factors, grads):
         f -= g
-    return state, elapsed + eta
 
 
 def _unobserved_steps(objective: Objective, factors: Sequence[Any], ws: Any, optimizer: Optimizer, state: Any,
@@ -201,7 +206,10 @@ def mark_stops(loss: Any, step: int, loss_threshold: float, active: Any, stop: A
 
 
 def _host_values(*scalars: Any) -> list[float]:
-    """Several device values read by the host in one transfer (each read waits for the GPU)."""
+    """Several device values read by the host in one transfer (each read waits for the GPU);
+    floats (NumPy's) as they are."""
+    if all(isinstance(x, float) for x in scalars):
+        return list(scalars)
     import torch
 
     return torch.stack(scalars).tolist()
@@ -282,7 +290,15 @@ def train(
     with np.errstate(over="ignore", invalid="ignore"):
         while True:
             w = forward(factors, ws)
-            loss = float(objective.loss_and_grad(w, ws.grad_w_t))
+            loss_on_device = objective.loss_and_grad(w, ws.grad_w_t)
+            # the factors' gradients before the host looks, so that it reads the loss and the
+            # gradient norm (GroupRMSprop's step) in one transfer and computes the step size
+            # itself: on a GPU no kernels for scalar arithmetic, one wait per step
+            grads = backward(factors, ws)
+            if optimizer.uses_grad_norm:
+                loss, total = _host_values(loss_on_device, squared_norm([ws.grad_flat]))
+            else:
+                loss, total = float(loss_on_device), None
             if not math.isfinite(loss):
                 raise _diverged(t, loss, last_finite)
             last_finite = loss
@@ -292,7 +308,9 @@ def train(
                 _record(traj, t, float(elapsed), loss, w, ws.grad_w, ground_truth, top_k, evaluate)
             if done:
                 break
-            state, elapsed = _update(factors, ws, optimizer, state, elapsed)
+            eta, state = optimizer.step_size_from_norm(state, total)
+            _apply(factors, grads, ws, eta)
+            elapsed = elapsed + eta
             t += 1
             n = _next_look(t, check_every, record_every, max_iters, checkpoint_every) - t
             if n > 0:
