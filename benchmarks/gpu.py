@@ -10,6 +10,8 @@ the loss threshold at 0 so that every case runs its full number of steps):
   gradient), i.e. the time of one read-and-write copy of A, measured on the same device;
 - completion at MovieLens 100K's shape (943 x 1682, 10,000 entries), depth 3. Bound: the
   step's matrix products at the matmul rate measured at that shape;
+- each single-run case also with a step captured as a CUDA graph (``cuda_graphs=True``,
+  replayed between the host's looks every ``HOST_CHECK_EVERY`` steps; on CUDA only);
 - B = 1, 64, 256, 1024 completion runs (d = 100, depth 3, each its own data) trained as one
   batch (``dmfcore.batched``): microseconds per batch step and per run-step. Bound: the 6
   batched products at the measured (B, 100, 100) product rate;
@@ -36,6 +38,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -75,13 +78,14 @@ def copy_seconds(device: str, numel: int, repeat: int) -> float:
     return _timed(lambda: dst.copy_(src), repeat)
 
 
-def step_us(obs, shape, depth: int, device: str, iters: int, check_every: int) -> float:
+def step_us(obs, shape, depth: int, device: str, iters: int, check_every: int, cuda_graphs: bool = False) -> float:
     backend = resolve_backend(device, "float32")
     objective = make_objective(obs, backend)
     factors = [backend.asarray(f) for f in init_factors(shape, depth, "gaussian", 1e-3, seed=0)]
     opt = group_rmsprop(1e-3)
-    train(objective, factors, opt, max_iters=min(iters, 50), loss_threshold=0.0, check_every=check_every)  # warm-up
-    res = train(objective, factors, opt, max_iters=iters, loss_threshold=0.0, check_every=check_every)
+    kw = dict(loss_threshold=0.0, check_every=check_every, cuda_graphs=cuda_graphs)
+    train(objective, factors, opt, max_iters=min(iters, 250), **kw)  # warm-up (and a graph captured)
+    res = train(objective, factors, opt, max_iters=iters, **kw)  # (its capture is in its time: once a run)
     return 1e6 * res.wall_seconds / res.iterations
 
 
@@ -162,16 +166,19 @@ def main() -> None:
     results = []
     print(f"device {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else 'cpu'}), "
           f"fp32, TF32 off; x bound and ref/ours for the default (every step)")
-    print(f"{'case':28} {'N':>2} {'bound us':>9} {'every step':>11} {f'every {HOST_CHECK_EVERY}':>10} {'x bound':>8} "
-          f"{'reference':>10} {'ref/ours':>9}")
+    graphs = device.startswith("cuda")
+    print(f"{'case':28} {'N':>2} {'bound us':>9} {'every step':>11} {f'every {HOST_CHECK_EVERY}':>10} "
+          f"{'graphs':>8} {'x bound':>8} {'reference':>10} {'ref/ours':>9}   (graphs: CUDA graphs, every "
+          f"{HOST_CHECK_EVERY}; x bound, ref/ours: every step)")
     for name, depth, bound, what, obs, shp, n in rows:
         each = step_us(obs, shp, depth, args.device, n, 1)
         chunked = step_us(obs, shp, depth, args.device, n, HOST_CHECK_EVERY)
+        graphed = step_us(obs, shp, depth, args.device, n, HOST_CHECK_EVERY, cuda_graphs=True) if graphs else math.nan
         ref = reference_us(obs, shp, depth, device, max(n // 4, 20))
         results.append(dict(case=name, depth=depth, bound_us=bound, bound=what, every_step_us=each,
-                            chunked_us=chunked, ratio_to_bound=each / bound, reference_us=ref,
-                            speedup_vs_reference=ref / each))
-        print(f"{name:28} {depth:>2} {bound:9.1f} {each:11.1f} {chunked:10.1f} {each / bound:8.2f} "
+                            chunked_us=chunked, graphs_us=graphed, ratio_to_bound=each / bound,
+                            graphs_ratio_to_bound=graphed / bound, reference_us=ref, speedup_vs_reference=ref / each))
+        print(f"{name:28} {depth:>2} {bound:9.1f} {each:11.1f} {chunked:10.1f} {graphed:8.1f} {each / bound:8.2f} "
               f"{ref:10.1f} {ref / each:9.2f}")
     # many runs in one process (dmfcore.batched): B completion runs, d = 100, depth 3, each with
     # its own observation set and initialization; bound: the batched products at the rate of a

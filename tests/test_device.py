@@ -93,6 +93,26 @@ def test_the_last_step_and_divergence_fall_inside_a_chunk_as_step_by_step(device
     assert int(messages[0].split("at step ")[1].split(":")[0]) % 50 != 0  # inside a chunk
 
 
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_cuda_graphs_replay_the_same_steps(device):
+    """A step captured as a CUDA graph and replayed between the host's looks gives the numbers
+    of the eager chunks, bit for bit: completion and sensing, gd and GroupRMSprop, a stop
+    inside a chunk. On the CPU: asking for graphs is refused, naming the setting."""
+    if device != "cuda":
+        with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
+            _train(device, "float32", check_every=64, cuda_graphs=True)
+        return
+    with pytest.raises(ValueError, match="check_every > 1"):
+        _train(device, "float32", cuda_graphs=True)
+    for problem in ("completion", "sensing"):
+        for optimizer in (group_rmsprop(1e-2), gd(0.5)):
+            eager = _train(device, "float32", problem, optimizer, check_every=64)
+            graphed = _train(device, "float32", problem, optimizer, check_every=64, cuda_graphs=True)
+            assert graphed.iterations == eager.iterations and eager.iterations % 64 != 0
+            assert np.array_equal(graphed.w, eager.w) and graphed.flow_time == eager.flow_time
+            assert graphed.trajectory == eager.trajectory
+
+
 def test_check_every_is_for_torch_only():
     with pytest.raises(ValueError, match="check_every"):
         _train("cpu", "float64", check_every=10)

@@ -81,8 +81,8 @@ def test_group_rmsprop_step_is_the_same_on_the_host_and_on_a_device(device):
     rng = np.random.default_rng(0)
     for _ in range(3000):
         square_avg, total = (float(rng.random() * 10 ** rng.uniform(-6, 6)) for _ in range(2))
-        t = int(rng.integers(1, 10_000))
-        on_host = group_rmsprop_step(1e-3, square_avg, t, total)
-        on_device = group_rmsprop_step(1e-3, torch.tensor(square_avg, dtype=torch.float64, device=device), t,
-                                       torch.tensor(total, dtype=torch.float64, device=device))
+        bias_power = 0.99 ** int(rng.integers(0, 10_000))
+        on_host = group_rmsprop_step(1e-3, square_avg, bias_power, total)
+        on_device = group_rmsprop_step(*(torch.tensor(v, dtype=torch.float64, device=device)
+                                         for v in (1e-3, square_avg, bias_power, total)))
         assert [float(v) for v in on_device] == list(on_host)

@@ -196,6 +196,7 @@ def train_batch(
     grad_w = backend.empty((batch, *objective.shape))
     lrs = torch.tensor([float(run.lr) for run in runs], **f64)
     square_avg = torch.zeros(batch, **f64)
+    bias_power = 1.0  # alpha^t, the same for every run of the batch
     active = torch.ones(batch, **f64)
     stop = torch.full((batch,), max_iters, dtype=torch.int64, device=dev)
     stop_loss = torch.full((batch,), math.nan, **f64)
@@ -231,7 +232,7 @@ def train_batch(
             eta = lrs
         else:
             total = sum((g * g).sum(dim=(1, 2)).double() for g in grads)
-            eta, square_avg = group_rmsprop_step(lrs, square_avg, t + 1, total)
+            eta, square_avg, bias_power = group_rmsprop_step(lrs, square_avg, bias_power, total)
         eta = eta * active
         elapsed = elapsed + eta
         step = eta.to(factors[0].dtype)[:, None, None]

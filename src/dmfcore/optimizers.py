@@ -16,7 +16,8 @@ is ``sum_{s <= t} eta_s``.
 ``group_rmsprop`` (the paper code's ``GroupRMSprop``): one scalar running average of the
 total squared gradient over all factors,
 ``s_t = alpha s_{t-1} + (1 - alpha) sum_j ||grad_{W_j}||_F^2`` (``s_0 = 0``), bias-corrected
-``s_hat_t = s_t / (1 - alpha^t)``, and ``eta_t = lr / (sqrt(s_hat_t) + eps)``
+``s_hat_t = s_t / (1 - alpha^t)``, and ``eta_t = lr / (sqrt(s_hat_t) + eps)``; ``alpha^t`` is
+kept in the state as a running product (on a device too: no step count needed there)
 with ``alpha = 0.99``, ``eps = 1e-4``, default ``lr = 1e-3``.
 """
 
@@ -39,6 +40,7 @@ class GDState(NamedTuple):
 class GroupRMSpropState(NamedTuple):
     t: int
     square_avg: Any  # a float; a 0-d float64 tensor when the gradients are torch tensors
+    bias_power: Any  # alpha^t as a running product (a float, or a tensor like square_avg)
 
 
 class Optimizer(NamedTuple):
@@ -100,16 +102,18 @@ def gd(lr: float) -> Optimizer:
     return Optimizer("gd", init, step_size, step_size_from_norm, False)
 
 
-def group_rmsprop_step(lr: Any, square_avg: Any, t: int, total: Any, alpha: float = 0.99,
-                       eps: float = 1e-4) -> tuple[Any, Any]:
-    """GroupRMSprop's arithmetic for step ``t`` (1-based) given ``total = sum_j ||grad_j||^2``:
-    ``(eta_t, s_t)``. Floats, or tensors of one value per run (:mod:`dmfcore.batched`)."""
+def group_rmsprop_step(lr: Any, square_avg: Any, bias_power: Any, total: Any, alpha: float = 0.99,
+                       eps: float = 1e-4) -> tuple[Any, Any, Any]:
+    """GroupRMSprop's arithmetic for one step given ``total = sum_j ||grad_j||^2`` and the
+    previous ``alpha^(t-1)``: ``(eta_t, s_t, alpha^t)``. Floats, or tensors (one value per run
+    in :mod:`dmfcore.batched`)."""
     s = alpha * square_avg + (1.0 - alpha) * total
+    bias_power = bias_power * alpha
     # products by reciprocals, not divisions: torch computes ``x / c`` on CUDA and ``c / x``
     # everywhere that way, so written so the host's floats and any device's tensors agree bit
     # for bit (the training loop computes the step on the host, its device chunks on the device)
-    s_hat = s * (1.0 / (1.0 - alpha**t))
-    return lr * (1.0 / (_sqrt(s_hat) + eps)), s
+    s_hat = s * (1.0 / (1.0 - bias_power))
+    return lr * (1.0 / (_sqrt(s_hat) + eps)), s, bias_power
 
 
 def group_rmsprop(lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-4) -> Optimizer:
@@ -119,12 +123,11 @@ def group_rmsprop(lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-4) -> O
         raise ValueError(f"alpha must be in [0, 1), got {alpha!r}")
 
     def init() -> GroupRMSpropState:
-        return GroupRMSpropState(0, 0.0)
+        return GroupRMSpropState(0, 0.0, 1.0)
 
     def step_size_from_norm(state: GroupRMSpropState, total: Any) -> tuple[float, GroupRMSpropState]:
-        t = state.t + 1
-        eta, s = group_rmsprop_step(lr, state.square_avg, t, total, alpha, eps)
-        return eta, GroupRMSpropState(t, s)
+        eta, s, bias_power = group_rmsprop_step(lr, state.square_avg, state.bias_power, total, alpha, eps)
+        return eta, GroupRMSpropState(state.t + 1, s, bias_power)
 
     def step_size(state: GroupRMSpropState, grads: Sequence[Any]) -> tuple[float, GroupRMSpropState]:
         return step_size_from_norm(state, squared_norm(grads))

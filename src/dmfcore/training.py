@@ -164,29 +164,94 @@ def _apply(factors: Sequence[Any], grads: Sequence[Any], ws: Any, eta: Any) -> N
         f -= g
 
 
-def _unobserved_steps(objective: Objective, factors: Sequence[Any], ws: Any, optimizer: Optimizer, state: Any,
-                      elapsed: Any, t: int, n: int, loss_threshold: float) -> tuple[Any, Any, Any, Any, Any]:
-    """Steps ``t .. t + n - 1`` on torch tensors with nothing read back: the stopping test runs
-    on the device. The first step whose loss is at most ``loss_threshold`` or not finite stops
-    the run there: its update and every later one is multiplied by 0, so the factors stay
-    those of that step, exactly as if the loop had stopped (its gradients are finite, and a
-    non-finite loss ends the run anyway). Returns the optimizer state, the gradient-flow time,
-    the stopping step (``t + n`` if none), the loss there and the last finite loss seen (NaN
-    if none)."""
+class _DeviceChunks:
+    """Steps on torch tensors with nothing read back, the stopping test on the device.
+
+    The first step whose loss is at most ``loss_threshold`` or not finite stops the run there:
+    its update and every later one is multiplied by 0, so the factors stay those of that step,
+    exactly as if the loop had stopped (its gradients are finite, and a non-finite loss ends
+    the run anyway). Every step works on the same tensors (factors, workspace, and 0-d
+    buffers for the optimizer state, the gradient-flow time, the step and the stopping
+    record), so that one step can be captured as a CUDA graph and replayed (``graphs=True``):
+    the same kernels on the same buffers, launched at once, with the same numbers.
+    """
+
+    def __init__(self, objective: Objective, factors: Sequence[Any], ws: Any, optimizer: Optimizer, state: Any,
+                 loss_threshold: float, graphs: bool) -> None:
+        import torch
+
+        device = factors[0].device
+        self.objective, self.factors, self.ws, self.optimizer = objective, list(factors), ws, optimizer
+        self.loss_threshold, self.graphs, self.graph = loss_threshold, graphs, None
+        scalar = dict(dtype=torch.float64, device=device)
+        self.active, self.elapsed = torch.ones((), **scalar), torch.zeros((), **scalar)
+        self.stop_loss, self.last_finite = torch.zeros((), **scalar), torch.zeros((), **scalar)
+        self.stop, self.step = (torch.zeros((), dtype=torch.int64, device=device) for _ in range(2))
+        self.state_type = type(state)
+        self.state = [torch.zeros((), **scalar) for _ in state[1:]]  # every field but the step count
+
+    def _one_step(self) -> None:
+        """One step from the buffers into the buffers (the function a CUDA graph captures)."""
+        w = forward(self.factors, self.ws)
+        loss = self.objective.loss_and_grad(w, self.ws.grad_w_t)
+        marks = mark_stops(loss, self.step, self.loss_threshold, self.active, self.stop, self.stop_loss,
+                           self.last_finite)
+        state = self.state_type(0, *self.state)  # the count is the host's: no field uses it on the device
+        state, elapsed = _update(self.factors, self.ws, self.optimizer, state, self.elapsed, marks[0])
+        for buffer, value in zip([self.active, self.stop, self.stop_loss, self.last_finite, self.elapsed,
+                                  *self.state], [*marks, elapsed, *state[1:]]):
+            buffer.copy_(value)
+        self.step += 1
+
+    def _capture(self) -> None:
+        """Record :meth:`_one_step` as a CUDA graph. A warm-up step first, on a side stream
+        (lazy initializations cannot happen during capture), whose effect is undone."""
+        import torch
+
+        tensors = [*self.factors, self.active, self.elapsed, self.stop_loss, self.last_finite, self.stop, self.step,
+                   *self.state]
+        saved = [x.clone() for x in tensors]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self._one_step()
+        torch.cuda.current_stream().wait_stream(side)
+        for x, y in zip(tensors, saved):
+            x.copy_(y)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self._one_step()
+        except Exception as exc:  # say which run asked for it, not only torch's words
+            raise RuntimeError(f"cuda_graphs: capturing a training step failed ({type(exc).__name__}: {exc}); "
+                               "train without cuda_graphs") from exc
+        self.graph = graph
+
+    def run(self, state: Any, elapsed: Any, t: int, n: int) -> tuple[Any, Any, Any, Any, Any]:
+        """Steps ``t .. t + n - 1``. Returns the optimizer state, the gradient-flow time, the
+        stopping step (``t + n`` if none), the loss there and the last finite loss seen (NaN if
+        none), as device values."""
+        self.active.fill_(1.0)
+        self.stop.fill_(t + n)
+        self.stop_loss.fill_(math.nan)
+        self.last_finite.fill_(math.nan)
+        self.step.fill_(t)
+        self.elapsed.copy_(_scalar_tensor(elapsed, self.elapsed))
+        for buffer, value in zip(self.state, state[1:]):
+            buffer.copy_(_scalar_tensor(value, buffer))
+        if self.graphs and self.graph is None:
+            self._capture()
+        for _ in range(n):
+            self.graph.replay() if self.graph is not None else self._one_step()
+        state = self.state_type(state[0] + n, *(x.clone() for x in self.state))
+        return state, self.elapsed.clone(), self.stop.clone(), self.stop_loss.clone(), self.last_finite.clone()
+
+
+def _scalar_tensor(value: Any, like: Any) -> Any:
+    """A float or a 0-d tensor as a 0-d tensor of ``like``'s dtype and device."""
     import torch
 
-    device = factors[0].device
-    active = torch.ones((), dtype=torch.float64, device=device)
-    stop = torch.full((), t + n, dtype=torch.int64, device=device)
-    last_finite = torch.full((), math.nan, dtype=torch.float64, device=device)
-    stop_loss = last_finite.clone()
-    for step in range(t, t + n):
-        w = forward(factors, ws)
-        loss = objective.loss_and_grad(w, ws.grad_w_t)
-        active, stop, stop_loss, last_finite = mark_stops(loss, step, loss_threshold, active, stop, stop_loss,
-                                                          last_finite)
-        state, elapsed = _update(factors, ws, optimizer, state, elapsed, active)
-    return state, elapsed, stop, stop_loss, last_finite
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
 def mark_stops(loss: Any, step: int, loss_threshold: float, active: Any, stop: Any, stop_loss: Any,
@@ -235,6 +300,7 @@ def train(
     evaluate: Callable[[Any], dict[str, float]] | None = None,
     checkpointing: Checkpointing | None = None,
     check_every: int = 1,
+    cuda_graphs: bool = False,
 ) -> TrainResult:
     """Train the factors (backend arrays; copied, not modified) on ``objective``.
 
@@ -252,9 +318,12 @@ def train(
     The host reads the loss every step (``check_every=1``, the default). On torch tensors
     ``check_every=k`` reads it only every ``k`` steps and at records and checkpoints (reading a
     GPU value waits for the GPU); in between, the loss, the step size and the stopping test stay
-    on the device (:func:`_unobserved_steps`): ``iterations``, ``w`` and every recorded number
+    on the device (:class:`_DeviceChunks`): ``iterations``, ``w`` and every recorded number
     are those of the step-by-step loop, bit for bit. Measured on an H200, the extra kernels of
-    the device-side test cost more than the waits (see :data:`HOST_CHECK_EVERY`).
+    the device-side test cost more than the waits (see :data:`HOST_CHECK_EVERY`). With
+    ``cuda_graphs`` (CUDA only, with ``check_every > 1``) a step is captured once as a CUDA
+    graph and the steps between two looks are replays of it: no Python and no launch per
+    kernel, the same numbers.
 
     Raises :class:`TrainingDivergedError` naming the step and the last finite loss if the
     loss becomes NaN or infinite.
@@ -266,6 +335,9 @@ def train(
     backend = backend_of(factors[0])
     if check_every < 1 or (check_every > 1 and backend.name == "numpy"):
         raise ValueError(f"check_every must be >= 1 (and 1 on NumPy, where the host is the device), got {check_every}")
+    if cuda_graphs and (not backend.device.startswith("cuda") or check_every == 1):
+        raise ValueError(f"cuda_graphs needs a CUDA device and check_every > 1 (graphs replay the steps between "
+                         f"two looks), got device {backend.device!r}, check_every {check_every}")
     factors = [backend.asarray(f) for f in factors]  # private copies, trained in place
     factors = [f.copy() if isinstance(f, np.ndarray) else f.clone() for f in factors]
     ws = make_workspace(factors, backend)
@@ -284,6 +356,7 @@ def train(
             f[...] = backend.asarray(g, dtype=str(g.dtype))
         state = type(state)(*saved_state)
     checkpoint_every = checkpointing.every if checkpointing is not None else 0
+    chunks = None  # the device-side steps between two looks (made at the first such chunk)
     synchronize(factors[0])
     start = time.perf_counter()
     # divergence is detected from the loss itself: silence NumPy's overflow warnings
@@ -314,9 +387,9 @@ def train(
             t += 1
             n = _next_look(t, check_every, record_every, max_iters, checkpoint_every) - t
             if n > 0:
-                state, elapsed, stop, stop_loss, chunk_last_finite = _unobserved_steps(
-                    objective, factors, ws, optimizer, state, elapsed, t, n, loss_threshold
-                )
+                if chunks is None:
+                    chunks = _DeviceChunks(objective, factors, ws, optimizer, state, loss_threshold, cuda_graphs)
+                state, elapsed, stop, stop_loss, chunk_last_finite = chunks.run(state, elapsed, t, n)
                 # the host looks: one transfer (stop < 2^53 is exact in float64)
                 stop, stop_loss, chunk_last_finite = _host_values(stop.double(), stop_loss, chunk_last_finite)
                 stopped, t = stop < t + n, int(stop)
