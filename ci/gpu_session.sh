@@ -6,7 +6,7 @@
 #   run(command="bash ci/gpu_session.sh", carry=[".gpu_data", ".whl"], timeout_s=600)
 #
 # .whl/ (git-ignored through .git/info/exclude) holds snakemake's and cvxpy's wheels for the
-# machine's Python (see the device README); without them the workflow GPU test skips.
+# machine's Python (`bash ci/gpu_wheels.sh` makes it); without them the workflow GPU test skips.
 # .gpu_data/ (git-ignored) holds the MovieLens training/test split made here by the workflow;
 # without it the MovieLens runs are left out:
 #   mkdir -p .gpu_data && cp results/data/movielens100k_file_order/seed0/completion_n10000.npz .gpu_data/
