@@ -260,7 +260,8 @@ def mark_stops(loss: Any, step: int, loss_threshold: float, active: Any, stop: A
     run still ``active`` (1.0) stops at ``step`` when its loss is at most ``loss_threshold``,
     is not finite, or ``at_last_step``; it then records ``step`` in ``stop`` and the loss in
     ``stop_loss`` and becomes inactive (0.0). ``last_finite`` follows the finite losses of
-    running runs. Returns the new ``(active, stop, stop_loss, last_finite)``."""
+    running runs. Returns the new ``(active, stop, stop_loss, last_finite)``. ``step``: an int,
+    or a 0-d int64 tensor (the counter of :class:`_DeviceChunks`, which a CUDA graph advances)."""
     import torch
 
     running = active > 0
