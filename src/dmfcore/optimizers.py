@@ -16,9 +16,9 @@ is ``sum_{s <= t} eta_s``.
 ``group_rmsprop`` (the paper code's ``GroupRMSprop``): one scalar running average of the
 total squared gradient over all factors,
 ``s_t = alpha s_{t-1} + (1 - alpha) sum_j ||grad_{W_j}||_F^2`` (``s_0 = 0``), bias-corrected
-``s_hat_t = s_t / (1 - alpha^t)``, and ``eta_t = lr / (sqrt(s_hat_t) + eps)``; ``alpha^t`` is
-kept in the state as a running product (on a device too: no step count needed there)
-with ``alpha = 0.99``, ``eps = 1e-4``, default ``lr = 1e-3``.
+``s_hat_t = s_t / (1 - alpha^t)``, and ``eta_t = lr / (sqrt(s_hat_t) + eps)``
+with ``alpha = 0.99``, ``eps = 1e-4``, default ``lr = 1e-3``. ``alpha^t`` is kept in the
+state as a running product (so a device needs no step count: CUDA graphs replay one step).
 """
 
 from __future__ import annotations

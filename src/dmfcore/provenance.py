@@ -5,7 +5,8 @@ digits of the SHA-256 of the *normalized* source of the dmfcore modules that com
 Normalized means the module's tokens without comments, docstrings and line breaks inside
 brackets, so that editing a comment, a docstring or how a call is broken over lines does not
 invalidate results, while any change to what the code does does; the same source gives the
-same fingerprint on every Python version (results made on another machine are accepted). The plotting module (:mod:`dmfcore.plots`) and the command line
+same fingerprint on every Python version (results made on another machine are accepted).
+The plotting module (:mod:`dmfcore.plots`) and the command line
 (:mod:`dmfcore.cli`) compute no numbers and have their own fingerprint
 (``code_fingerprint("plots")``), so that editing a figure redraws figures only.
 
