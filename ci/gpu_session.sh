@@ -23,7 +23,8 @@
 # (a record, every 100 steps, costs 61 ms: a thin SVD of 943 x 1682), more than one call holds
 # beside the tests. To go on in a second call, put the parts back (`cp movielens_runs.tar.part*
 # .gpu_data/`): the runs resume from their checkpoints (same code only: the checkpoint's key holds
-# the code fingerprint), e.g. with SKIP_TESTS=1 SKIP_BENCHMARK=1 ML_DEADLINE=540.
+# the code fingerprint), e.g. with SKIP_TESTS=1 SKIP_BENCHMARK=1 ML_DEADLINE=540, carrying
+# .gpu_data only (the parts, about 40 MB, and the wheels would pass the tool's 64 MB a call).
 set -uo pipefail
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_session}
