@@ -31,15 +31,15 @@ OUT=${OUT:-/tmp/gpu_session}
 ML_DEVICE=${ML_DEVICE:-cuda} ML_MAX_ITERS=${ML_MAX_ITERS:-200000} ML_DEADLINE=${ML_DEADLINE:-400}
 mkdir -p "$OUT"
 START=$(date +%s)
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        >"$OUT/session.log" 2>&1 && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
 {
     nvidia-smi
     python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-    if ls .whl/*.whl >/dev/null 2>&1; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-            && export PYTHONPATH="$PYTHONPATH:/tmp/site" && python3 -c "import snakemake, cvxpy; print('snakemake', snakemake.__version__, 'cvxpy', cvxpy.__version__)"
-    fi
-} 2>&1 | tee "$OUT/session.log"
-ls .whl/*.whl >/dev/null 2>&1 && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+    python3 -c "import snakemake, cvxpy; print('snakemake', snakemake.__version__, 'cvxpy', cvxpy.__version__)"
+} 2>&1 | tee -a "$OUT/session.log"
 
 ml_pids=()
 if [ -f .gpu_data/completion_n10000.npz ] && [ "${SKIP_MOVIELENS:-0}" != 1 ]; then

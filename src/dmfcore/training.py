@@ -143,20 +143,6 @@ def _next_look(t: int, check_every: int, record_every: int, max_iters: int, chec
     return min([max_iters] + [-(-t // k) * k for k in (check_every, record_every, checkpoint_every) if k])
 
 
-def _update(factors: Sequence[Any], ws: Any, optimizer: Optimizer, state: Any, elapsed: Any,
-            active: Any = None) -> tuple[Any, Any]:
-    """One update ``W_j <- W_j - eta grad_{W_j}`` from the gradients in ``ws`` (after
-    :func:`forward`, the objective and nothing else). With ``active`` (a 0/1 float64 tensor)
-    the step is ``active * eta``: 0 freezes a run that has stopped, without a branch."""
-    grads = backward(factors, ws)
-    # the step size depends on the gradients only through their entries' squares
-    eta, state = optimizer.step_size(state, [ws.grad_flat])
-    if active is not None:
-        eta = active * eta
-    _apply(factors, grads, ws, eta)
-    return state, elapsed + eta
-
-
 def _apply(factors: Sequence[Any], grads: Sequence[Any], ws: Any, eta: Any) -> None:
     """``W_j <- W_j - eta grad_{W_j}`` in place (``grads``: views into ``ws.grad_flat``)."""
     ws.grad_flat *= eta
@@ -197,7 +183,11 @@ class _DeviceChunks:
         marks = mark_stops(loss, self.step, self.loss_threshold, self.active, self.stop, self.stop_loss,
                            self.last_finite)
         state = self.state_type(0, *self.state)  # the count is the host's: no field uses it on the device
-        state, elapsed = _update(self.factors, self.ws, self.optimizer, state, self.elapsed, marks[0])
+        grads = backward(self.factors, self.ws)
+        eta, state = self.optimizer.step_size(state, [self.ws.grad_flat])
+        eta = marks[0] * eta  # active * eta: 0 freezes a run that has stopped, without a branch
+        _apply(self.factors, grads, self.ws, eta)
+        elapsed = self.elapsed + eta
         for buffer, value in zip([self.active, self.stop, self.stop_loss, self.last_finite, self.elapsed,
                                   *self.state], [*marks, elapsed, *state[1:]]):
             buffer.copy_(value)

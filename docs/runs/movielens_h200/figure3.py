@@ -21,7 +21,7 @@ TABLES = ROOT / "results/default/tables"
 frame = pd.read_parquet(TABLES / "dynamics.parquet")
 trajectories = pd.read_parquet(TABLES / "dynamics_trajectories.parquet")
 frame = frame[frame["dataset"] != "movielens100k_file_order"]
-trajectories = trajectories[trajectories.get("dataset", "") != "movielens100k_file_order"]
+trajectories = trajectories[trajectories["dataset"] != "movielens100k_file_order"]
 records, runs = [], []
 for depth, name in ((1, "depth1_trajectory.parquet"), (2, "depth2_trajectory_to_step160000.parquet"),
                     (3, "depth3_trajectory.parquet")):
