@@ -4,7 +4,23 @@ import numpy as np
 import pytest
 
 from dmfcore import theory
-from dmfcore.dynamics import alignment_statistics, predicted_rate
+from dmfcore.dynamics import alignment_statistics, predicted_rate, thin_svd
+
+try:
+    import torch
+except ImportError:  # pragma: no cover - torch is a test dependency
+    torch = None
+HAS_CUDA = torch is not None and torch.cuda.is_available()
+ON_GPU = [pytest.mark.gpu, pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU")]
+ARRAY_DEVICES = ["numpy", "torch-cpu", pytest.param("cuda", marks=ON_GPU)]
+
+
+def _on(device, a):
+    return a if device == "numpy" else torch.from_numpy(a).to("cpu" if device == "torch-cpu" else device)
+
+
+def _host(a):
+    return a if isinstance(a, np.ndarray) else a.cpu().numpy()
 
 
 def test_theorem3_formula_on_known_cases():
@@ -16,6 +32,53 @@ def test_theorem3_formula_on_known_cases():
     # the projection u_r^T G v_r of a diagonal W and gradient is the gradient's diagonal (signed)
     stats = alignment_statistics(np.diag([3.0, 1.0]), np.array([[-0.5, 0.2], [0.1, 0.25]]))
     assert np.allclose(stats["projection"], [-0.5, 0.25]) and np.allclose(stats["sigma"], [3.0, 1.0])
+
+
+@pytest.mark.parametrize("device,shape", [
+    *((d, s) for d in ("numpy", "torch-cpu") for s in ((30, 50), (50, 30))),
+    *(pytest.param("cuda", s, marks=ON_GPU) for s in ((30, 50), (50, 30), (943, 1682))),  # MovieLens' shape
+])
+def test_thin_svd_through_the_gram_matrix_is_an_svd(device, shape):
+    rng = np.random.default_rng(0)
+    d1, d2 = shape
+    # a float32 matrix of rank 4 with a spread of singular values plus float32 rounding, as the
+    # end-to-end matrix of a dynamics run: large, small and (numerically) zero singular values
+    spread = np.array([2000.0, 300.0, 1.0, 1e-3])
+    low = (rng.standard_normal((d1, 4)) * spread) @ np.linalg.qr(rng.standard_normal((d2, 4)))[0].T
+    for w in (low.astype(np.float32), rng.standard_normal(shape).astype(np.float32)):
+        u, s, v = (_host(x) for x in thin_svd(_on(device, w)))
+        w64 = w.astype(np.float64)
+        exact = np.linalg.svd(w64, compute_uv=False)
+        r = min(shape)
+        assert u.shape == (d1, r) and v.shape == (d2, r) and s.shape == (r,)
+        assert np.all(np.diff(s) <= 0)
+        # eigenvalues of W W^T to ~1e-16 sigma_1^2: sigma_r to ~1e-16 sigma_1^2 / sigma_r, and the
+        # (numerically) zero ones to ~sqrt(1e-16 r) sigma_1, below float32's unit roundoff times
+        # sigma_1, the uncertainty any float32 W (and a float32 SVD of it) carries
+        error, big = np.abs(s - exact), exact > 1e-6 * exact[0]
+        roundoff32 = float(np.finfo(np.float32).eps) / 2 * exact[0]
+        assert np.all(error[big] <= 1e-14 * exact[0] ** 2 / exact[big]) and np.all(error <= roundoff32)
+        assert np.abs(u.T @ u - np.eye(r)).max() < 1e-10 and np.abs(v.T @ v - np.eye(r)).max() < 1e-10
+        assert np.abs((u * s) @ v.T - w64).max() <= roundoff32
+        assert np.all(np.einsum("ir,ij,jr->r", u, w64, v) >= -1e-10 * exact[0])  # u_r^T W v_r = s_r >= 0
+
+
+@pytest.mark.parametrize("device", ARRAY_DEVICES)
+def test_alignment_statistics_are_those_of_a_library_svd(device):
+    rng = np.random.default_rng(1)
+    w = (rng.standard_normal((40, 60)) * np.linspace(3, 1, 60)).astype(np.float32)  # distinct singular values
+    grad = rng.standard_normal((40, 60)).astype(np.float32)
+    stats = alignment_statistics(_on(device, w), _on(device, grad))
+    u, s, vh = np.linalg.svd(w.astype(np.float64), full_matrices=False)
+    m = u.T @ grad.astype(np.float64) @ vh.T
+    off = np.abs(m[~np.eye(40, dtype=bool)])
+    assert np.allclose(stats["sigma"], s, rtol=1e-12)
+    assert np.allclose(stats["projection"], np.diag(m), rtol=1e-8, atol=1e-10)
+    expected = {"diag_mean": np.abs(np.diag(m)).mean(), "diag_std": np.abs(np.diag(m)).std(ddof=1),
+                "offdiag_mean": off.mean(), "offdiag_std": off.std(ddof=1)}
+    assert stats.keys() >= expected.keys()
+    for key, value in expected.items():
+        assert stats[key] == pytest.approx(value, rel=1e-8), key
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
