@@ -197,15 +197,23 @@ def experiment_config(name):
         **config["experiments"][name],
     }
     where = f"experiments.{name}"
-    exp["device"] = decided_device(exp["device"])
-    if exp["batch"] is True and exp["device"] == "cpu":
-        raise ValueError(
-            f"config: {where}.batch: batched training runs on torch devices; set device: cuda "
-            "(or torch-cpu), or batch: auto"
-        )
     if not exp["ranks"] and not exp["datasets"]:
         raise ValueError(
             f"config: {where}: give ranks (synthetic data) or datasets (or both)"
+        )
+    keys = exp["ranks"] + exp["datasets"]
+    # one device, or one per rank or dataset: stored as the mapping, decided (`auto`) once
+    devices = exp["device"]
+    if isinstance(devices, dict):
+        lists_per_key({k: [v] for k, v in devices.items()}, keys, f"{where}.device", "rank or dataset")
+    exp["device"] = {
+        str(key): decided_device(devices[str(key)] if isinstance(devices, dict) else devices)
+        for key in keys
+    }
+    if exp["batch"] is True and "cpu" in exp["device"].values():
+        raise ValueError(
+            f"config: {where}.batch: batched training runs on torch devices; set device: cuda "
+            "(or torch-cpu), or batch: auto"
         )
     if exp["ranks"] and "shape" not in exp:
         raise ValueError(f"config: {where}: ranks need a shape [d1, d2]")
@@ -220,7 +228,6 @@ def experiment_config(name):
             raise ValueError(
                 f"config: {where}.datasets: ratings are a completion problem"
             )
-    keys = exp["ranks"] + exp["datasets"]
     shapes = {rank: tuple(exp["shape"]) for rank in exp["ranks"]}
     shapes.update({ds: tuple(DATASETS[ds]["shape"]) for ds in exp["datasets"]})
     for rank in exp["ranks"]:
@@ -270,6 +277,7 @@ def data_blocks(name):
             dataset=f"{d1}x{d2}_rank{rank}",
             synthetic=True,
             n_obs=per_key(exp["n_obs"], rank),
+            device=exp["device"][str(rank)],
         )
     for ds in exp["datasets"]:
         if unavailable(ds) is None:
@@ -277,6 +285,7 @@ def data_blocks(name):
                 dataset=ratings_id(ds),
                 synthetic=False,
                 n_obs=per_key(exp["n_obs"], ds),
+                device=exp["device"][ds],
             )
 
 
@@ -312,7 +321,7 @@ def dmf_runs(name):
                 lr=number(lr),
                 loss_threshold=number(exp["loss_threshold"]),
                 max_iters=exp["max_iters"],
-                device=exp["device"],
+                device=block["device"],
                 dtype=exp["dtype"],
             )
 
@@ -324,8 +333,12 @@ CPU_GFLOPS = 60
 def warn_of_long_cpu_runs(name):
     """Say, before they start, how long an experiment's real-data runs take on the CPU."""
     exp = EXPERIMENTS[name]
-    runs = [run for run in dmf_runs(name) if run["dataset"] in RATINGS_IDS]
-    if exp["device"] != "cpu" or not runs:
+    runs = [
+        run
+        for run in dmf_runs(name)
+        if run["dataset"] in RATINGS_IDS and run["device"] == "cpu"
+    ]
+    if not runs:
         return
     flops = sum(
         step_flops(dataset_shape(run["dataset"]), run["depth"]) * run["max_iters"]
@@ -335,7 +348,8 @@ def warn_of_long_cpu_runs(name):
         f"experiment {name}: {len(runs)} runs on real data on the CPU, up to "
         f"{flops / CPU_GFLOPS / 1e9 / 3600:.0f} CPU-hours at ~{CPU_GFLOPS} GFLOP/s "
         f"({exp['max_iters']} steps each; they stop earlier at the loss threshold). On a GPU "
-        f"machine set device: cuda in experiments.{name}."
+        f"machine set device: cuda in experiments.{name} (or for the dataset only: "
+        f"device: {{<rank>: cpu, <dataset>: cuda}})."
     )
 
 
@@ -459,9 +473,9 @@ RUN_SETTINGS = run_recording_settings()
 BATCHABLE = ("init_scale", "lr", "seed", "n_obs")
 
 
-def batched(exp):
+def batched(exp, device):
     """`batch: auto` batches the runs on a CUDA device; true also on torch-cpu (tests)."""
-    return exp["device"].startswith("cuda") if exp["batch"] == "auto" else exp["batch"]
+    return device.startswith("cuda") if exp["batch"] == "auto" else exp["batch"]
 
 
 def batch_plan():
@@ -471,8 +485,10 @@ def batch_plan():
     """
     batches, owner = {}, {}
     for name, exp in EXPERIMENTS.items():
-        how = tuple(sorted(exp["batch_over"])) if batched(exp) else None
         for run in dmf_runs(name):
+            how = (
+                tuple(sorted(exp["batch_over"])) if batched(exp, run["device"]) else None
+            )
             path = DMF_DIR.format(**run)
             if path in owner and owner[path][1] != how:
                 raise ValueError(
