@@ -231,6 +231,19 @@ def test_device_auto_is_decided_when_the_workflow_starts(tiny_run, tmp_path):
         assert "Nothing to be done" in res.stdout + res.stderr
 
 
+def test_device_per_rank_or_dataset(tiny_run, tmp_path):
+    # rank 2 stays on the CPU (its runs are there already), a new rank 3 trains on torch-cpu
+    wf, _ = tiny_run
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    config["experiments"]["tiny"].update(ranks=[2, 3], device={"2": "cpu", "3": "torch-cpu"})
+    res = snakemake(wf, "--dry-run", "--configfile", str(_write_config(tmp_path / "c.yaml", config)))
+    trained = {  # (rank, device) of each training job's outputs
+        (m[1], m[2]) for line in res.stdout.splitlines() if line.strip().startswith("output:")
+        for m in re.finditer(r"20x20_rank(\d)/\S+/dmf_depth\S+?_(cpu|torch-cpu)_float\d+/matrix\.npz", line)
+    }
+    assert trained == {("3", "torch-cpu")}, res.stdout[-3000:]
+
+
 def _batch_jobs(counts: dict[str, int]) -> int:
     return sum(n for rule, n in counts.items() if rule.startswith("train_batch_"))
 
@@ -370,6 +383,9 @@ BAD_CONFIGS = [
     ({"top_k": 50}, r"experiments\.tiny\.top_k: 50 exceeds the 20 singular values of a 20x20 matrix"),
     ({"record_every": 0, "figures": ["figure3"]},
      r"experiments\.tiny\.figures: figure3 draws recorded trajectories, but record_every is 0"),
+    ({"device": {"2": "cpu", "movielens100k": "cuda"}},
+     r"experiments\.tiny\.device has entries for rank or dataset movielens100k, which the experiment does not"),
+    ({"device": {"2": "gpu"}}, r"config\.experiments\.tiny\.device\.2: 'gpu' does not match '\^\(cpu\|auto"),
     ({"problem": "sensing", "n_obs": [500]},
      r"experiments\.tiny\.n_obs: 500 measurements exceed the 400 entries of a 20x20 matrix"),
 ]
