@@ -7,6 +7,9 @@ rule aggregate:
         trajectories=f"{OUT}/tables/{{experiment}}_trajectories.parquet",
     log:
         f"{OUT}/logs/aggregate/{{experiment}}.log",
+    # the experiments' names only: the theory tables (theory.smk) share the pattern
+    wildcard_constraints:
+        experiment="|".join(re.escape(name) for name in EXPERIMENTS),
     conda:
         "../../envs/dmf.yaml"
     resources:
