@@ -12,10 +12,12 @@
 #   mkdir -p .gpu_data && cp results/data/movielens100k_file_order/seed0/completion_n10000.npz .gpu_data/
 #
 # Timeline (SECONDS since the start): the MovieLens runs (depths 3, 2, 1, one process each) start
-# first and share the GPU with the GPU tests; at ML_DEADLINE (default 400 s) any still running is
-# stopped (each leaves its checkpoint of the last 10,000 steps); then the benchmark runs with the
-# GPU to itself. Writes under $OUT: session.log (device, versions, the MovieLens runs' output),
-# gpu_tests.log, gpu_benchmark.log and movielens_runs.tar.partNN (one tar of the runs at their
+# first and share the GPU with the GPU tests; with PRESET_SLICE=1, ci/gpu_preset_slice.yaml (40
+# runs of the paper preset as one batched job, through snakemake) trains next; at ML_DEADLINE
+# (default 400 s) any MovieLens run still running is stopped (each leaves its checkpoint of the
+# last 10,000 steps); then the benchmark runs with the GPU to itself. Writes under $OUT:
+# session.log (device, versions, the MovieLens runs' output), gpu_tests.log, preset_slice.log
+# and its table, gpu_benchmark.log and movielens_runs.tar.partNN (one tar of the runs at their
 # workflow paths under results/runs/, device cuda, cut in 15 MB parts for the device tool's
 # 16 MB per file: `cat movielens_runs.tar.part* | tar -x` in the repository root here).
 #
@@ -60,6 +62,14 @@ echo "[$SECONDS s] MovieLens runs started: ${ml_pids[*]:-none}" | tee -a "$OUT/s
 
 [ "${SKIP_TESTS:-0}" = 1 ] || timeout 240 python3 -m pytest -m gpu -p no:cacheprovider -rs tests 2>&1 | tee "$OUT/gpu_tests.log"
 echo "[$SECONDS s] GPU tests done" | tee -a "$OUT/session.log"
+
+if [ "${PRESET_SLICE:-0}" = 1 ]; then  # one paper-preset experiment slice as one batched GPU job
+    slice_start=$SECONDS
+    timeout "${PRESET_TIMEOUT:-240}" python3 -m snakemake --cores 4 --configfile ci/gpu_preset_slice.yaml \
+        >"$OUT/preset_slice.log" 2>&1
+    echo "[$SECONDS s] preset slice: rc $?, $((SECONDS - slice_start)) s for the whole snakemake call" | tee -a "$OUT/session.log"
+    cp results/gpu_preset_slice/tables/completion_depth.parquet "$OUT/preset_slice_completion_depth.parquet" 2>/dev/null
+fi
 
 if [ ${#ml_pids[@]} -gt 0 ]; then
     any_running() { for pid in "${ml_pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
