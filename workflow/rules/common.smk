@@ -205,9 +205,16 @@ def experiment_config(name):
     # one device, or one per rank or dataset: stored as the mapping, decided (`auto`) once
     devices = exp["device"]
     if isinstance(devices, dict):
-        lists_per_key({k: [v] for k, v in devices.items()}, keys, f"{where}.device", "rank or dataset")
+        lists_per_key(
+            {k: [v] for k, v in devices.items()},
+            keys,
+            f"{where}.device",
+            "rank or dataset",
+        )
     exp["device"] = {
-        str(key): decided_device(devices[str(key)] if isinstance(devices, dict) else devices)
+        str(key): decided_device(
+            devices[str(key)] if isinstance(devices, dict) else devices
+        )
         for key in keys
     }
     if exp["batch"] is True and "cpu" in exp["device"].values():
@@ -487,7 +494,9 @@ def batch_plan():
     for name, exp in EXPERIMENTS.items():
         for run in dmf_runs(name):
             how = (
-                tuple(sorted(exp["batch_over"])) if batched(exp, run["device"]) else None
+                tuple(sorted(exp["batch_over"]))
+                if batched(exp, run["device"])
+                else None
             )
             path = DMF_DIR.format(**run)
             if path in owner and owner[path][1] != how:
