@@ -27,8 +27,9 @@
 # SKIP_BENCHMARK=1 ML_DEADLINE=540. On a fresh machine, put the parts back first (`cp
 # movielens_runs.tar.part* .gpu_data/`, carrying .gpu_data only: the parts, about 40 MB, and the
 # wheels would pass the tool's 64 MB a call); they are unpacked only where ML_ROOT is absent.
-# Record cost at 943 x 1682 on an H200: 61 ms with cuSOLVER's SVD (2026-11-27, three runs of
-# 200,000 steps took ~600 s of GPU time), now a Gram-matrix SVD (dmfcore.dynamics.thin_svd).
+# On an H200 (2026-11-27) a record at 943 x 1682 took 61 ms with cuSOLVER's SVD (the three
+# 200,000-step runs: ~600 s of GPU time, two calls) and 21.7 ms with dmfcore.dynamics.thin_svd
+# (the three runs side by side: 412 s, one call with SKIP_TESTS=1 SKIP_BENCHMARK=1 ML_DEADLINE=545).
 set -uo pipefail
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_session}
