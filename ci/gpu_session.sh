@@ -13,7 +13,8 @@
 #
 # Timeline (SECONDS since the start): the MovieLens runs (depths 3, 2, 1, one process each) start
 # first and share the GPU with the GPU tests; with PRESET_SLICE=1, ci/gpu_preset_slice.yaml (40
-# runs of the paper preset as one batched job, through snakemake) trains next; at ML_DEADLINE
+# runs of the paper preset as one batched job, through snakemake) trains next, and with
+# PAPER_PRESET=1 the whole preset (ci/gpu_paper_preset.yaml: 9 batched jobs); at ML_DEADLINE
 # (default 400 s) any MovieLens run still running is stopped (each leaves its checkpoint of the
 # last 10,000 steps); then the benchmark runs with the GPU to itself. Writes under $OUT:
 # session.log (device, versions, the MovieLens runs' output), gpu_tests.log, preset_slice.log
@@ -70,6 +71,15 @@ if [ "${PRESET_SLICE:-0}" = 1 ]; then  # one paper-preset experiment slice as on
         >"$OUT/preset_slice.log" 2>&1
     echo "[$SECONDS s] preset slice: rc $?, $((SECONDS - slice_start)) s for the whole snakemake call" | tee -a "$OUT/session.log"
     cp results/gpu_preset_slice/tables/completion_depth.parquet "$OUT/preset_slice_completion_depth.parquet" 2>/dev/null
+fi
+
+if [ "${PAPER_PRESET:-0}" = 1 ]; then  # the whole paper preset on this GPU, each depth one batch
+    preset_start=$SECONDS
+    timeout "${PAPER_PRESET_TIMEOUT:-540}" python3 -m snakemake --cores all --configfile presets/paper.yaml \
+        ci/gpu_paper_preset.yaml >"$OUT/paper_preset.log" 2>&1
+    echo "[$SECONDS s] paper preset: rc $?, $((SECONDS - preset_start)) s for the whole snakemake call," \
+        "$(grep -c 'Rule: train_batch' "$OUT/paper_preset.log") of 9 training batches finished" | tee -a "$OUT/session.log"
+    mkdir -p "$OUT/paper_preset_tables" && cp results/paper/tables/*.parquet "$OUT/paper_preset_tables/" 2>/dev/null
 fi
 
 if [ ${#ml_pids[@]} -gt 0 ]; then
