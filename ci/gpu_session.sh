@@ -18,7 +18,7 @@
 # (default 400 s) any MovieLens run still running is stopped (each leaves its checkpoint of the
 # last 10,000 steps); then the benchmark runs with the GPU to itself. Writes under $OUT:
 # session.log (device, versions, the MovieLens runs' output), gpu_tests.log, preset_slice.log
-# and its table, gpu_benchmark.log and movielens_runs.tar.partNN (one tar of the runs at their
+# and paper_preset.log with their tables (<label>_tables/), gpu_benchmark.log and movielens_runs.tar.partNN (one tar of the runs at their
 # workflow paths under results/runs/, device cuda, cut in 15 MB parts for the device tool's
 # 16 MB per file: `cat movielens_runs.tar.part* | tar -x` in the repository root here).
 #
@@ -65,22 +65,20 @@ echo "[$SECONDS s] MovieLens runs started: ${ml_pids[*]:-none}" | tee -a "$OUT/s
 [ "${SKIP_TESTS:-0}" = 1 ] || timeout 240 python3 -m pytest -m gpu -p no:cacheprovider -rs tests 2>&1 | tee "$OUT/gpu_tests.log"
 echo "[$SECONDS s] GPU tests done" | tee -a "$OUT/session.log"
 
-if [ "${PRESET_SLICE:-0}" = 1 ]; then  # one paper-preset experiment slice as one batched GPU job
-    slice_start=$SECONDS
-    timeout "${PRESET_TIMEOUT:-240}" python3 -m snakemake --cores 4 --configfile ci/gpu_preset_slice.yaml \
-        >"$OUT/preset_slice.log" 2>&1
-    echo "[$SECONDS s] preset slice: rc $?, $((SECONDS - slice_start)) s for the whole snakemake call" | tee -a "$OUT/session.log"
-    cp results/gpu_preset_slice/tables/completion_depth.parquet "$OUT/preset_slice_completion_depth.parquet" 2>/dev/null
-fi
-
-if [ "${PAPER_PRESET:-0}" = 1 ]; then  # the whole paper preset on this GPU, each depth one batch
-    preset_start=$SECONDS
-    timeout "${PAPER_PRESET_TIMEOUT:-540}" python3 -m snakemake --cores all --configfile presets/paper.yaml \
-        ci/gpu_paper_preset.yaml >"$OUT/paper_preset.log" 2>&1
-    echo "[$SECONDS s] paper preset: rc $?, $((SECONDS - preset_start)) s for the whole snakemake call," \
-        "$(grep -c 'Rule: train_batch' "$OUT/paper_preset.log") of 9 training batches finished" | tee -a "$OUT/session.log"
-    mkdir -p "$OUT/paper_preset_tables" && cp results/paper/tables/*.parquet "$OUT/paper_preset_tables/" 2>/dev/null
-fi
+# run_preset LABEL NAME TIMEOUT CONFIGFILE...: one snakemake call on this GPU under a timeout; says
+# its wall time and how many batched training jobs finished, and returns the tables of config NAME
+run_preset() {
+    local label=$1 name=$2 limit=$3 start=$SECONDS
+    shift 3
+    timeout "$limit" python3 -m snakemake --cores all --configfile "$@" >"$OUT/$label.log" 2>&1
+    echo "[$SECONDS s] $label: rc $?, $((SECONDS - start)) s for the whole snakemake call," \
+        "$(grep -c 'Rule: train_batch' "$OUT/$label.log") batched training jobs finished" | tee -a "$OUT/session.log"
+    mkdir -p "$OUT/${label}_tables" && cp "results/$name/tables/"*.parquet "$OUT/${label}_tables/" 2>/dev/null
+}
+# one slice of the paper preset (40 runs, one batched job); the whole preset (9 batched jobs)
+[ "${PRESET_SLICE:-0}" = 1 ] && run_preset preset_slice gpu_preset_slice "${PRESET_TIMEOUT:-240}" ci/gpu_preset_slice.yaml
+[ "${PAPER_PRESET:-0}" = 1 ] && run_preset paper_preset paper "${PAPER_PRESET_TIMEOUT:-540}" presets/paper.yaml \
+    ci/gpu_paper_preset.yaml
 
 if [ ${#ml_pids[@]} -gt 0 ]; then
     any_running() { for pid in "${ml_pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }

@@ -3,24 +3,17 @@
 import numpy as np
 import pytest
 
+from test_device import TORCH_DEVICES, needs_cuda
+
 from dmfcore import theory
+from dmfcore.backend import resolve_backend, to_numpy
 from dmfcore.dynamics import alignment_statistics, predicted_rate, thin_svd
 
-try:
-    import torch
-except ImportError:  # pragma: no cover - torch is a test dependency
-    torch = None
-HAS_CUDA = torch is not None and torch.cuda.is_available()
-ON_GPU = [pytest.mark.gpu, pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU")]
-ARRAY_DEVICES = ["numpy", "torch-cpu", pytest.param("cuda", marks=ON_GPU)]
+ARRAY_DEVICES = ["cpu", *TORCH_DEVICES]  # NumPy, torch on the CPU, and CUDA where torch sees a GPU
 
 
 def _on(device, a):
-    return a if device == "numpy" else torch.from_numpy(a).to("cpu" if device == "torch-cpu" else device)
-
-
-def _host(a):
-    return a if isinstance(a, np.ndarray) else a.cpu().numpy()
+    return resolve_backend(device, "float32").asarray(a)
 
 
 def test_theorem3_formula_on_known_cases():
@@ -35,8 +28,9 @@ def test_theorem3_formula_on_known_cases():
 
 
 @pytest.mark.parametrize("device,shape", [
-    *((d, s) for d in ("numpy", "torch-cpu") for s in ((30, 50), (50, 30))),
-    *(pytest.param("cuda", s, marks=ON_GPU) for s in ((30, 50), (50, 30), (943, 1682))),  # MovieLens' shape
+    *((d, s) for d in ("cpu", "torch-cpu") for s in ((30, 50), (50, 30))),
+    *(pytest.param("cuda", s, marks=[pytest.mark.gpu, needs_cuda])
+      for s in ((30, 50), (50, 30), (943, 1682))),  # MovieLens' shape
 ])
 def test_thin_svd_through_the_gram_matrix_is_an_svd(device, shape):
     rng = np.random.default_rng(0)
@@ -46,7 +40,7 @@ def test_thin_svd_through_the_gram_matrix_is_an_svd(device, shape):
     spread = np.array([2000.0, 300.0, 1.0, 1e-3])
     low = (rng.standard_normal((d1, 4)) * spread) @ np.linalg.qr(rng.standard_normal((d2, 4)))[0].T
     for w in (low.astype(np.float32), rng.standard_normal(shape).astype(np.float32)):
-        u, s, v = (_host(x) for x in thin_svd(_on(device, w)))
+        u, s, v = (to_numpy(x) for x in thin_svd(_on(device, w)))
         w64 = w.astype(np.float64)
         exact = np.linalg.svd(w64, compute_uv=False)
         r = min(shape)
