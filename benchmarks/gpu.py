@@ -13,14 +13,18 @@ the loss threshold at 0 so that every case runs its full number of steps):
 - each single-run case also with a step captured as a CUDA graph (``cuda_graphs=True``,
   replayed between the host's looks every ``HOST_CHECK_EVERY`` steps; on CUDA only);
 - B = 1, 64, 256, 1024 completion runs (d = 100, depth 3, each its own data) trained as one
-  batch (``dmfcore.batched``): microseconds per batch step and per run-step. Bound: the 6
-  batched products at the measured (B, 100, 100) product rate;
+  batch (``dmfcore.batched``): microseconds per batch step and per run-step, with the steps
+  between looks launched from Python and (on CUDA, the default there) replayed as a CUDA
+  graph, and with the default also recording every 100 steps (top 10 singular values, the
+  batched SVD of every run: what the workflow's runs do). Bound: the 6 batched products at
+  the measured (B, 100, 100) product rate;
 - one trajectory record at MovieLens 100K's shape (``dmfcore.dynamics.alignment_statistics``:
   a thin SVD of W through its Gram matrix in float64 and ``U^T grad V``), the cost the dynamics
   runs pay every ``record_every`` steps, beside library SVDs (milliseconds, no bound).
 
-Each case is timed twice: the host reading the loss every step (``check_every=1``, the
-default) and every ``HOST_CHECK_EVERY`` steps (the stopping test on the device between), plus
+Each single-run case is timed with the host reading the loss every step (``check_every=1``, the
+default on the CPU), every ``HOST_CHECK_EVERY`` steps with the steps between launched from
+Python (the stopping test on the device) and replayed as a CUDA graph (the default on CUDA), plus
 a reference step written like the paper's code (``nn.Sequential`` of bias-free ``Linear``
 layers, autograd, GroupRMSprop, ``loss.item()`` every step). Prints a table and, as its last
 line, one JSON object.
@@ -164,12 +168,12 @@ def main() -> None:
                  max(iters // 10, 20)))
 
     results = []
-    print(f"device {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else 'cpu'}), "
-          f"fp32, TF32 off; x bound and ref/ours for the default (every step)")
     graphs = device.startswith("cuda")
+    print(f"device {device} ({torch.cuda.get_device_name() if graphs else 'cpu'}), "
+          f"fp32, TF32 off; x bound and ref/ours for the default ({'graphs' if graphs else 'every step'})")
     print(f"{'case':28} {'N':>2} {'bound us':>9} {'every step':>11} {f'every {HOST_CHECK_EVERY}':>10} "
           f"{'graphs':>8} {'x bound':>8} {'reference':>10} {'ref/ours':>9}   (graphs: CUDA graphs, every "
-          f"{HOST_CHECK_EVERY}; x bound, ref/ours: every step)")
+          f"{HOST_CHECK_EVERY})")
     for name, depth, bound, what, obs, shp, n in rows:
         each = step_us(obs, shp, depth, args.device, n, 1)
         chunked = step_us(obs, shp, depth, args.device, n, HOST_CHECK_EVERY)
@@ -180,28 +184,37 @@ def main() -> None:
             except Exception as exc:  # first measurement of the capture: report it, keep the other columns
                 print(f"{name} N={depth} graphs: {type(exc).__name__}: {exc}")
         ref = reference_us(obs, shp, depth, device, max(n // 4, 20))
+        default = graphed if math.isfinite(graphed) else each
         results.append(dict(case=name, depth=depth, bound_us=bound, bound=what, every_step_us=each,
-                            chunked_us=chunked, graphs_us=graphed, ratio_to_bound=each / bound,
-                            graphs_ratio_to_bound=graphed / bound, reference_us=ref, speedup_vs_reference=ref / each))
-        print(f"{name:28} {depth:>2} {bound:9.1f} {each:11.1f} {chunked:10.1f} {graphed:8.1f} {each / bound:8.2f} "
-              f"{ref:10.1f} {ref / each:9.2f}")
+                            chunked_us=chunked, graphs_us=graphed, default_us=default, ratio_to_bound=default / bound,
+                            reference_us=ref, speedup_vs_reference=ref / default))
+        print(f"{name:28} {depth:>2} {bound:9.1f} {each:11.1f} {chunked:10.1f} {graphed:8.1f} {default / bound:8.2f} "
+              f"{ref:10.1f} {ref / default:9.2f}")
     # many runs in one process (dmfcore.batched): B completion runs, d = 100, depth 3, each with
     # its own observation set and initialization; bound: the batched products at the rate of a
     # (B, 100, 100) @ (B, 100, 100) product measured here
     batched = []
-    print(f"\n{'batched completion d=100, N=3':30} {'B':>5} {'bound us':>9} {'us/step':>9} {'us/run-step':>12} "
-          f"{'x bound':>8}")
+    print(f"\n{'batched completion d=100, N=3':30} {'B':>5} {'bound us':>9} {'launched':>9} {'graphs':>8} "
+          f"{'+records':>9} {'us/run-step':>12} {'x bound':>8}   (us per batch step; us/run-step, x bound: default)")
     for b in (1, 4) if args.quick else (1, 64, 256, 1024):
         runs = [BatchRun(sample_completion(w_star, 2000, seed=k), init_factors((100, 100), 3, "gaussian", 1e-3, seed=k),
-                         1e-3) for k in range(b)]
+                         1e-3, ground_truth=w_star) for k in range(b)]
         backend = resolve_backend(args.device, "float32")
         n = iters if b <= 64 else max(iters // 4, 20)
-        train_batch(runs, backend, "group_rmsprop", max_iters=20, loss_threshold=0.0)  # warm-up
-        res = train_batch(runs, backend, "group_rmsprop", max_iters=n, loss_threshold=0.0)
-        step = 1e6 * res[0].wall_seconds / n
+
+        def batch_us(**kw) -> float:
+            train_batch(runs, backend, "group_rmsprop", max_iters=20, loss_threshold=0.0, **kw)  # warm-up
+            return 1e6 * train_batch(runs, backend, "group_rmsprop", max_iters=n, loss_threshold=0.0, **kw)[0].wall_seconds / n
+
+        launched = batch_us(cuda_graphs=False)
+        graphed = batch_us(cuda_graphs=True) if graphs else math.nan
+        recorded = batch_us(record_every=100, top_k=10)
+        default = graphed if graphs else launched
         bound = 6 * matmul_seconds(device, 100, 100, 100, repeat, batch=b) * 1e6
-        batched.append(dict(batch=b, bound_us=bound, step_us=step, run_step_us=step / b, ratio_to_bound=step / bound))
-        print(f"{'':30} {b:>5} {bound:9.1f} {step:9.1f} {step / b:12.2f} {step / bound:8.2f}")
+        batched.append(dict(batch=b, bound_us=bound, launched_us=launched, graphs_us=graphed, with_records_us=recorded,
+                            run_step_us=default / b, ratio_to_bound=default / bound))
+        print(f"{'':30} {b:>5} {bound:9.1f} {launched:9.1f} {graphed:8.1f} {recorded:9.1f} {default / b:12.2f} "
+              f"{default / bound:8.2f}")
     records = record_ms(device, shape, max(repeat // 20, 3))
     print(f"\none record at {shape[0]}x{shape[1]} (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in records.items()))
     print(json.dumps({"device": device, "matmul100_gflops": 2e-9 * 100**3 / mm100, "cases": results,

@@ -62,6 +62,25 @@ def test_a_batch_gives_each_run_its_single_run_result(device, dtype, optimizer):
         np.testing.assert_allclose(product, got.w, rtol=0, atol=1e-5 * np.abs(got.w).max())
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_cuda_graphs_replay_a_batch_s_steps(device):
+    """A batch's step captured as a CUDA graph and replayed between looks gives the numbers of
+    the launched steps, bit for bit, records included (runs stop inside chunks). On the CPU:
+    asking for graphs is refused, naming the setting."""
+    kw = dict(max_iters=5000, record_every=100, top_k=3, check_every=64)
+    if device != "cuda":
+        with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
+            train_batch(_runs("float32", "gd"), resolve_backend(device, "float32"), "gd", cuda_graphs=True, **kw)
+        return
+    for optimizer in ("group_rmsprop", "gd"):
+        runs = _runs("float32", optimizer)
+        launched, graphed = (train_batch(runs, resolve_backend(device, "float32"), optimizer, cuda_graphs=graphs, **kw)
+                             for graphs in (False, True))
+        for a, b in zip(launched, graphed):
+            assert a.iterations == b.iterations and a.iterations % 64 != 0
+            assert np.array_equal(a.w, b.w) and a.flow_time == b.flow_time and a.trajectory == b.trajectory
+
+
 def test_runs_sharing_a_measurement_set_read_it_once():
     runs = _runs("float32", "gd")
     objective = batch_objective([r.observations for r in runs], resolve_backend("torch-cpu", "float32"))

@@ -97,7 +97,8 @@ def test_the_last_step_and_divergence_fall_inside_a_chunk_as_step_by_step(device
 def test_cuda_graphs_replay_the_same_steps(device):
     """A step captured as a CUDA graph and replayed between the host's looks gives the numbers
     of the eager chunks, bit for bit: completion and sensing, gd and GroupRMSprop, a stop
-    inside a chunk. On the CPU: asking for graphs is refused, naming the setting."""
+    inside a chunk; so does the default on CUDA, which uses them. On the CPU: asking for
+    graphs is refused, naming the setting."""
     if device != "cuda":
         with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
             _train(device, "float32", check_every=64, cuda_graphs=True)
@@ -111,6 +112,10 @@ def test_cuda_graphs_replay_the_same_steps(device):
             assert graphed.iterations == eager.iterations and eager.iterations % 64 != 0
             assert np.array_equal(graphed.w, eager.w) and graphed.flow_time == eager.flow_time
             assert graphed.trajectory == eager.trajectory
+    # the default on CUDA (graphs, the host looking every HOST_CHECK_EVERY steps): the step-by-step numbers
+    default, step_by_step = _train(device, "float32"), _train(device, "float32", check_every=1)
+    assert default.iterations == step_by_step.iterations and np.array_equal(default.w, step_by_step.w)
+    assert default.trajectory == step_by_step.trajectory
 
 
 def test_check_every_is_for_torch_only():

@@ -75,6 +75,21 @@ def test_alignment_statistics_are_those_of_a_library_svd(device):
         assert stats[key] == pytest.approx(value, rel=1e-8), key
 
 
+@pytest.mark.parametrize("device", ARRAY_DEVICES)
+def test_alignment_statistics_of_a_stack_are_each_matrix_s(device):
+    # a batch's records: one call for the stack, each matrix's statistics as if alone
+    rng = np.random.default_rng(2)
+    w = (rng.standard_normal((3, 30, 20)) * np.linspace(3, 1, 20)).astype(np.float32)
+    grad = rng.standard_normal((3, 30, 20)).astype(np.float32)
+    stacked = alignment_statistics(_on(device, w), _on(device, grad))
+    for k in range(3):
+        alone = alignment_statistics(_on(device, w[k]), _on(device, grad[k]))
+        assert stacked.keys() == alone.keys()
+        for key, value in alone.items():
+            assert stacked[key][k].shape == np.shape(value)
+            np.testing.assert_allclose(stacked[key][k], value, rtol=1e-9, atol=1e-12, err_msg=key)
+
+
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
 def test_closed_form_invariant_solves_the_flow(depth):
     # F_N'(w) = 1 / |w|^(2 - 2/N): then F_N(w_1)/a_1 - F_N(w_2)/a_2 is constant along

@@ -31,7 +31,15 @@ import numpy as np
 from .backend import Backend, synchronize, to_numpy
 from .optimizers import OPTIMIZERS, group_rmsprop_step
 from .problems import CompletionObservations, Observations, SensingObservations
-from .training import HOST_CHECK_EVERY, TrainingDivergedError, TrainResult, _record, mark_stops
+from .training import (
+    HOST_CHECK_EVERY,
+    TrainingDivergedError,
+    TrainResult,
+    _next_look,
+    _record,
+    capture_cuda_graph,
+    mark_stops,
+)
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,80 @@ def _factor_gradients(factors: Sequence[Any], prefix: Sequence[Any], grad_w: Any
     grads[0].copy_(dp)
 
 
+class _BatchSteps:
+    """The steps of a batch on fixed buffers, nothing read back: :meth:`evaluate` computes
+    ``W``, the losses and their gradient at the current step and applies the stopping rule
+    (:func:`~dmfcore.training.mark_stops`, at the step counter ``step``, a device value);
+    :meth:`advance` updates every run from there, advances the counter and evaluates anew.
+    The host looks between two calls. Since every call works on the same tensors,
+    :meth:`advance` can be captured as a CUDA graph and replayed (:meth:`run`)."""
+
+    def __init__(self, objective: BatchObjective, factors: list[Any], lrs: Any, optimizer: str, loss_threshold: float,
+                 max_iters: int, backend: Backend) -> None:
+        import torch
+
+        batch, dev = len(lrs), backend.device
+        f64 = dict(dtype=torch.float64, device=dev)
+        self.objective, self.factors, self.lrs, self.optimizer = objective, factors, lrs, optimizer
+        self.loss_threshold, self.max_iters = loss_threshold, max_iters
+        self.prefix = [factors[0]] + [backend.empty((batch, f.shape[1], factors[0].shape[2])) for f in factors[1:]]
+        self.grads = [torch.empty_like(f) for f in factors]
+        self.grad_w = backend.empty((batch, *objective.shape))
+        self.square_avg = torch.zeros(batch, **f64)
+        self.bias_power = torch.ones((), **f64)  # alpha^t, the same for every run of the batch
+        self.active = torch.ones(batch, **f64)
+        self.stop = torch.full((batch,), max_iters, dtype=torch.int64, device=dev)
+        self.stop_loss = torch.full((batch,), math.nan, **f64)
+        self.last_finite = torch.full((batch,), math.nan, **f64)
+        self.elapsed = torch.zeros(batch, **f64)
+        self.loss = torch.zeros(batch, **f64)
+        self.step = torch.zeros((), dtype=torch.int64, device=dev)
+        self.graph: Any = None
+
+    @property
+    def w(self) -> Any:
+        return self.prefix[-1]
+
+    def state(self) -> list[Any]:
+        """Every tensor :meth:`advance` reads before writing it."""
+        return [*self.factors, *self.prefix[1:], self.grad_w, self.square_avg, self.bias_power, self.active,
+                self.stop, self.stop_loss, self.last_finite, self.elapsed, self.loss, self.step]
+
+    def evaluate(self) -> None:
+        w = _products(self.factors, self.prefix)
+        loss = self.objective.loss_and_grad(w, self.grad_w)
+        marks = mark_stops(loss, self.step, self.loss_threshold, self.active, self.stop, self.stop_loss,
+                           self.last_finite, at_last_step=self.step >= self.max_iters)
+        for buffer, value in zip((self.active, self.stop, self.stop_loss, self.last_finite, self.loss),
+                                 (*marks, loss)):
+            buffer.copy_(value)
+
+    def advance(self) -> None:
+        _factor_gradients(self.factors, self.prefix, self.grad_w, self.grads)
+        if self.optimizer == "gd":
+            eta = self.lrs
+        else:
+            total = sum((g * g).sum(dim=(1, 2)).double() for g in self.grads)
+            eta, square_avg, bias_power = group_rmsprop_step(self.lrs, self.square_avg, self.bias_power, total)
+            self.square_avg.copy_(square_avg)
+            self.bias_power.copy_(bias_power)
+        eta = eta * self.active
+        self.elapsed.copy_(self.elapsed + eta)
+        step = eta.to(self.factors[0].dtype)[:, None, None]
+        for f, g in zip(self.factors, self.grads):
+            f.addcmul_(g, step, value=-1.0)
+        self.step += 1
+        self.evaluate()
+
+    def run(self, n: int, graphs: bool, graphs_required: bool) -> None:
+        """``n`` calls of :meth:`advance`: replays of its CUDA graph with ``graphs`` (captured
+        at the first call; see :func:`~dmfcore.training.capture_cuda_graph`)."""
+        if graphs and self.graph is None:
+            self.graph = capture_cuda_graph(self.advance, self.state(), "a batch's training step", graphs_required)
+        for _ in range(n):
+            self.graph.replay() if self.graph is not None else self.advance()
+
+
 def train_batch(
     runs: Sequence[BatchRun],
     backend: Backend,
@@ -165,13 +247,18 @@ def train_batch(
     record_every: int = 0,
     top_k: int = 10,
     check_every: int = HOST_CHECK_EVERY,
+    cuda_graphs: bool | None = None,
 ) -> list[TrainResult]:
     """Train ``runs`` together on a torch ``backend`` with ``optimizer`` (``gd`` or
     ``group_rmsprop`` at each run's own ``lr``); one :class:`TrainResult` per run, in order.
 
-    Recording (``record_every``, ``top_k``) is that of :func:`dmfcore.training.train`. A run
-    whose loss becomes NaN or infinite stops there; after the batch a
-    :class:`TrainingDivergedError` names it (and every other diverged run).
+    Recording (``record_every``, ``top_k``) is that of :func:`dmfcore.training.train`; the
+    records of all runs at a step come from one batched SVD. A run whose loss becomes NaN or
+    infinite stops there; after the batch a :class:`TrainingDivergedError` names it (and
+    every other diverged run). The host reads the losses every ``check_every`` steps and at
+    records; on a CUDA device the steps in between are replays of one step captured as a CUDA
+    graph (``cuda_graphs``, default: on CUDA; a failed capture then warns and launches the
+    kernels one by one), with the numbers of the launched steps.
     """
     import torch
 
@@ -186,68 +273,57 @@ def train_batch(
         raise ValueError(f"a batch holds runs of one depth and shape; got factor shapes {sorted(shapes)}")
     if max_iters < 0 or record_every < 0 or check_every < 1:
         raise ValueError("max_iters and record_every must be >= 0, check_every >= 1")
+    on_cuda = backend.device.startswith("cuda")
+    if cuda_graphs and not on_cuda:
+        raise ValueError(f"cuda_graphs needs a CUDA device, got device {backend.device!r}")
+    graphs = on_cuda if cuda_graphs is None else cuda_graphs
     batch = len(runs)
-    dev = backend.device
-    f64 = dict(dtype=torch.float64, device=dev)
     objective = batch_objective([run.observations for run in runs], backend)
     factors = [backend.asarray(np.stack([run.factors[j] for run in runs])) for j in range(len(runs[0].factors))]
-    prefix = [factors[0]] + [backend.empty((batch, f.shape[1], factors[0].shape[2])) for f in factors[1:]]
-    grads = [torch.empty_like(f) for f in factors]
-    grad_w = backend.empty((batch, *objective.shape))
-    lrs = torch.tensor([float(run.lr) for run in runs], **f64)
-    square_avg = torch.zeros(batch, **f64)
-    bias_power = 1.0  # alpha^t, the same for every run of the batch
-    active = torch.ones(batch, **f64)
-    stop = torch.full((batch,), max_iters, dtype=torch.int64, device=dev)
-    stop_loss = torch.full((batch,), math.nan, **f64)
-    last_finite = torch.full((batch,), math.nan, **f64)
-    elapsed = torch.zeros(batch, **f64)
-    truths = [backend.asarray(run.ground_truth) if run.ground_truth is not None else None for run in runs]
+    lrs = torch.tensor([float(run.lr) for run in runs], dtype=torch.float64, device=backend.device)
+    steps = _BatchSteps(objective, factors, lrs, optimizer, loss_threshold, max_iters, backend)
+    has_truth = [run.ground_truth is not None for run in runs]
+    truths = backend.asarray(np.stack([run.ground_truth if run.ground_truth is not None else np.zeros(objective.shape)
+                                       for run in runs])) if any(has_truth) else None
     trajectories: list[dict[str, list]] = [{} for _ in runs]
     finished = [False] * batch
     synchronize(factors[0])
     start = time.perf_counter()
     t = 0
+    steps.evaluate()
     while True:
-        w = _products(factors, prefix)
-        loss = objective.loss_and_grad(w, grad_w)
-        active, stop, stop_loss, last_finite = mark_stops(loss, t, loss_threshold, active, stop, stop_loss,
-                                                          last_finite, at_last_step=t >= max_iters)
-        if t % check_every == 0 or (record_every and t % record_every == 0) or t >= max_iters:
-            # the host looks: one transfer of every run's state
-            host = torch.stack([active, stop.double(), stop_loss, loss, elapsed]).cpu().numpy()
-            for b in range(batch):
-                if finished[b]:
-                    continue
-                stopped = host[0, b] == 0
-                if record_every and (stopped or t % record_every == 0) and math.isfinite(host[2 if stopped else 3, b]):
-                    # a run that stopped is frozen at its stopping step: W_b is still W_b(stop)
-                    _record(trajectories[b], int(host[1, b]) if stopped else t, float(host[4, b]),
-                            float(host[2 if stopped else 3, b]), w[b], grad_w[b], truths[b], top_k, runs[b].evaluate)
-                finished[b] = bool(stopped)
-            if all(finished):
-                break
-        _factor_gradients(factors, prefix, grad_w, grads)
-        if optimizer == "gd":
-            eta = lrs
-        else:
-            total = sum((g * g).sum(dim=(1, 2)).double() for g in grads)
-            eta, square_avg, bias_power = group_rmsprop_step(lrs, square_avg, bias_power, total)
-        eta = eta * active
-        elapsed = elapsed + eta
-        step = eta.to(factors[0].dtype)[:, None, None]
-        for f, g in zip(factors, grads):
-            f.addcmul_(g, step, value=-1.0)
-        t += 1
+        # the host looks at step t: one transfer of every run's state
+        host = torch.stack([steps.active, steps.stop.double(), steps.stop_loss, steps.loss, steps.elapsed]).cpu().numpy()
+        recorded = []  # (run, step, loss) of the runs that record now
+        for b in range(batch):
+            if finished[b]:
+                continue
+            stopped = host[0, b] == 0
+            if record_every and (stopped or t % record_every == 0) and math.isfinite(host[2 if stopped else 3, b]):
+                # a run that stopped is frozen at its stopping step: W_b is still W_b(stop)
+                recorded.append((b, int(host[1, b]) if stopped else t, float(host[2 if stopped else 3, b])))
+            finished[b] = bool(stopped)
+        for truth in (True, False):  # the runs with a ground truth (a reconstruction error), the others
+            group = [(b, step, loss) for b, step, loss in recorded if has_truth[b] == truth]
+            if group:
+                index = [b for b, _, _ in group]
+                _record([trajectories[b] for b in index], [step for _, step, _ in group],
+                        [float(host[4, b]) for b in index], [loss for _, _, loss in group], steps.w[index],
+                        steps.grad_w[index], truths[index] if truth else None, top_k, [runs[b].evaluate for b in index])
+        if all(finished):
+            break
+        n = _next_look(t + 1, check_every, record_every, max_iters, 0) - t
+        steps.run(n, graphs, graphs_required=bool(cuda_graphs))
+        t += n
     synchronize(factors[0])
     wall = time.perf_counter() - start
-    host = torch.stack([stop.double(), stop_loss, last_finite, elapsed]).cpu().numpy()
+    host = torch.stack([steps.stop.double(), steps.stop_loss, steps.last_finite, steps.elapsed]).cpu().numpy()
     diverged = [b for b in range(batch) if not math.isfinite(host[1, b])]
     if diverged:
         raise TrainingDivergedError("; ".join(
             f"run {runs[b].label or b} diverged at step {int(host[0, b])}: loss is {host[1, b]} (last finite loss "
             f"{host[2, b]:.6g}); lower the learning rate or the init scale" for b in diverged))
-    w_final = to_numpy(_products(factors, prefix)).astype(np.float64)
+    w_final = to_numpy(steps.w).astype(np.float64)
     factors_final = [to_numpy(f).astype(np.float64) for f in factors]
     return [
         TrainResult(w_final[b], int(host[0, b]), bool(host[1, b] <= loss_threshold), float(host[1, b]), wall,

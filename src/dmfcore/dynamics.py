@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from .backend import namespace_of, to_numpy
+from .backend import backend_of, namespace_of, to_numpy
 
 
 def thin_svd(w: Any) -> tuple[Any, Any, Any]:
-    """Thin SVD ``W = U diag(s) V^T`` in float64 through the Gram matrix, on ``w``'s device.
+    """Thin SVD ``W = U diag(s) V^T`` in float64 through the Gram matrix, on ``w``'s device;
+    ``w`` is one matrix or a stack of them (``(..., d1, d2)``: every run of a batch at once).
 
     For ``W`` of shape d1 x d2 with d1 <= d2: ``W W^T = U diag(s^2) U^T`` (a symmetric
     eigenproblem of size d1), then ``W^T U = V diag(s)``, whose orthonormal factor is taken
@@ -35,19 +36,20 @@ def thin_svd(w: Any) -> tuple[Any, Any, Any]:
     with ``U`` (``u_r^T W v_r = s_r``) even there, and orthonormal where ``s_r`` is ~0.
     """
     xp = namespace_of(w)
-    w64 = w.astype(np.float64) if xp is np else w.to(dtype=xp.float64)
-    flip = w64.shape[0] > w64.shape[1]
-    a = w64.T if flip else w64
-    eigenvalues, u = xp.linalg.eigh(a @ a.T)
-    eigenvalues, u = xp.flip(eigenvalues, (0,)), xp.flip(u, (1,))  # decreasing
+    w64 = backend_of(w).asarray(w, "float64")
+    flip = w64.shape[-2] > w64.shape[-1]
+    a = xp.swapaxes(w64, -1, -2) if flip else w64
+    a_t = xp.swapaxes(a, -1, -2)
+    eigenvalues, u = xp.linalg.eigh(a @ a_t)
+    eigenvalues, u = xp.flip(eigenvalues, (-1,)), xp.flip(u, (-1,))  # decreasing
     s = xp.sqrt(xp.clip(eigenvalues, 0.0, None))
-    q, r = xp.linalg.qr(a.T @ u)
-    signs = xp.where(xp.diagonal(r) < 0, -1.0, 1.0)
-    v = q * signs
+    q, r = xp.linalg.qr(a_t @ u)
+    signs = xp.where(xp.diagonal(r, 0, -2, -1) < 0, -1.0, 1.0)
+    v = q * signs[..., None, :]
     return (v, s, u) if flip else (u, s, v)
 
 
-def alignment_statistics(w: Any, grad_w: Any) -> dict[str, float]:
+def alignment_statistics(w: Any, grad_w: Any) -> dict[str, np.ndarray]:
     """Mean and std of ``|diag|`` and ``|off-diag|`` entries of ``M = U^T grad l(W) V``.
 
     ``U, V`` are the (thin) singular vectors of ``W`` (:func:`thin_svd`, float64); ``M`` is
@@ -56,20 +58,29 @@ def alignment_statistics(w: Any, grad_w: Any) -> dict[str, float]:
     from the same SVD, and the signed diagonal ``u_r^T grad l(W) v_r`` (under
     ``"projection"``: Theorem 3's factor; it does not depend on the SVD's sign choice, which
     flips ``u_r`` and ``v_r`` together).
+
+    ``w`` and ``grad_w`` may be stacks (``(..., d1, d2)``, e.g. the runs of a batch): the SVDs
+    and products run on their device for all of them, the host reads ``M`` and the singular
+    values in one transfer, and every value has the leading shape (0-d for one matrix).
     """
     u, s, v = thin_svd(w)
-    g64 = grad_w.astype(np.float64) if isinstance(grad_w, np.ndarray) else grad_w.to(dtype=u.dtype)
-    signed = to_numpy(u.T @ g64 @ v)
+    xp = namespace_of(u)
+    g64 = backend_of(grad_w).asarray(grad_w, "float64")
+    m_device = xp.swapaxes(u, -1, -2) @ g64 @ v
+    r = m_device.shape[-1]
+    both = to_numpy(xp.concatenate([xp.reshape(m_device, (*m_device.shape[:-2], r * r)), s], -1))
+    signed, sigma = both[..., : r * r].reshape(*both.shape[:-1], r, r), both[..., r * r:]
     m = np.abs(signed)
-    diag = np.diag(m)
-    off = m[~np.eye(*m.shape, dtype=bool)]
+    diag = np.diagonal(m, 0, -2, -1)
+    off = m[..., ~np.eye(r, dtype=bool)]
+    zeros = np.zeros(m.shape[:-2])
     return {
-        "diag_mean": float(diag.mean()),
-        "diag_std": float(diag.std(ddof=1)) if diag.size > 1 else 0.0,
-        "offdiag_mean": float(off.mean()) if off.size else 0.0,
-        "offdiag_std": float(off.std(ddof=1)) if off.size > 1 else 0.0,
-        "sigma": to_numpy(s),
-        "projection": np.diag(signed).copy(),
+        "diag_mean": diag.mean(-1),
+        "diag_std": diag.std(-1, ddof=1) if r > 1 else zeros,
+        "offdiag_mean": off.mean(-1) if r > 1 else zeros,
+        "offdiag_std": off.std(-1, ddof=1) if r * r - r > 1 else zeros,
+        "sigma": sigma,
+        "projection": np.diagonal(signed, 0, -2, -1).copy(),
     }
 
 

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -50,32 +51,39 @@ class TrainResult:
 
 
 def _record(
-    traj: dict[str, list],
-    t: int,
-    elapsed: float,
-    loss: float,
+    trajectories: Sequence[dict[str, list]],
+    steps: Sequence[int],
+    flow_times: Sequence[float],
+    losses: Sequence[float],
     w: Any,
     grad_w: Any,
     w_star: Any,
     top_k: int,
-    evaluate: Callable[[Any], dict[str, float]] | None,
+    evaluate: Sequence[Callable[[Any], dict[str, float]] | None],
 ) -> None:
+    """Append one record to each of R runs' trajectories: ``w``, ``grad_w`` and ``w_star``
+    (or None) are stacks ``(R, d1, d2)``, the other arguments one entry per run. The SVDs of
+    all R run on the device together (:func:`alignment_statistics`)."""
     stats = alignment_statistics(w, grad_w)
     sigma = stats.pop("sigma")
     projection = stats.pop("projection")
-    row: dict[str, float] = {"step": t, "flow_time": elapsed, "train_loss": loss}
+    recon = None
     if w_star is not None:
         d = w - w_star
-        row["recon_error"] = float((d * d).sum()) / (d.shape[0] * d.shape[1])
-    if evaluate is not None:
-        row.update(evaluate(w))
-    row.update(stats)
-    for i in range(top_k):
-        row[f"sigma_{i + 1}"] = float(sigma[i]) if i < sigma.size else 0.0
-    for i in range(top_k):  # u_i^T grad l(W) v_i: with sigma_i, Theorem 3's rate (dmfcore.dynamics)
-        row[f"proj_{i + 1}"] = float(projection[i]) if i < projection.size else 0.0
-    for key, value in row.items():
-        traj.setdefault(key, []).append(value)
+        recon = to_numpy((d * d).sum((-2, -1))) / (d.shape[-2] * d.shape[-1])
+    for b, traj in enumerate(trajectories):
+        row: dict[str, float] = {"step": steps[b], "flow_time": flow_times[b], "train_loss": losses[b]}
+        if recon is not None:
+            row["recon_error"] = float(recon[b])
+        if evaluate[b] is not None:
+            row.update(evaluate[b](w[b]))
+        row.update({key: float(value[b]) for key, value in stats.items()})
+        for i in range(top_k):
+            row[f"sigma_{i + 1}"] = float(sigma[b, i]) if i < sigma.shape[1] else 0.0
+        for i in range(top_k):  # u_i^T grad l(W) v_i: with sigma_i, Theorem 3's rate (dmfcore.dynamics)
+            row[f"proj_{i + 1}"] = float(projection[b, i]) if i < projection.shape[1] else 0.0
+        for key, value in row.items():
+            traj.setdefault(key, []).append(value)
 
 
 @dataclass(frozen=True)
@@ -130,10 +138,11 @@ def _plain(value: Any) -> Any:
     return float(value)  # a float, or a 0-d tensor of one (read once per checkpoint)
 
 
-# batches (dmfcore.batched): updates between two looks of the host at the runs' losses. A single
-# run looks every step by default: on an H200 its device-side stopping test (a dozen small
-# kernels a step) cost more than the wait it saves (benchmarks/gpu.py, 2026-11-27: depth 3 at
-# d = 100, 511 us/step looking every 100 steps against 420 looking every step; equal at 943 x 1682)
+# Updates between two looks of the host at the losses, on a CUDA device (single runs and batches)
+# and for batches on torch-cpu. Between looks a step is a replayed CUDA graph: on an H200
+# (benchmarks/gpu.py, 2026-11-27) depth 3 at d = 100 took 115 us a step that way, 262 us looking
+# every step and 516 us with the steps between looks launched from Python (the device-side
+# stopping test adds a dozen small kernels); at 943 x 1682 the three are within 10%.
 HOST_CHECK_EVERY = 100
 
 
@@ -150,6 +159,37 @@ def _apply(factors: Sequence[Any], grads: Sequence[Any], ws: Any, eta: Any) -> N
         f -= g
 
 
+def capture_cuda_graph(step: Callable[[], None], state: Sequence[Any], what: str, required: bool = True) -> Any:
+    """``step()`` recorded as a CUDA graph, to be replayed (``graph.replay()``): the same
+    kernels on the same buffers. ``state``: every tensor ``step`` reads before writing it
+    (its other tensors are scratch it fills itself). A warm-up call comes first, on a side
+    stream (lazy initializations cannot happen during capture); its effect on ``state`` is
+    undone. A failed capture raises, naming ``what``; with ``required=False`` it warns and
+    returns None instead (the caller then launches the steps itself).
+    """
+    import torch
+
+    saved = [x.clone() for x in state]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()
+    torch.cuda.current_stream().wait_stream(side)
+    for x, y in zip(state, saved):
+        x.copy_(y)
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            step()
+    except Exception as exc:  # say which run asked for it, not only torch's words
+        message = f"cuda_graphs: capturing {what} failed ({type(exc).__name__}: {exc})"
+        if required:
+            raise RuntimeError(f"{message}; train without cuda_graphs") from exc
+        warnings.warn(f"{message}; launching its kernels one by one instead", RuntimeWarning, stacklevel=3)
+        return None
+    return graph
+
+
 class _DeviceChunks:
     """Steps on torch tensors with nothing read back, the stopping test on the device.
 
@@ -163,12 +203,13 @@ class _DeviceChunks:
     """
 
     def __init__(self, objective: Objective, factors: Sequence[Any], ws: Any, optimizer: Optimizer, state: Any,
-                 loss_threshold: float, graphs: bool) -> None:
+                 loss_threshold: float, graphs: bool, graphs_required: bool = True) -> None:
         import torch
 
         device = factors[0].device
         self.objective, self.factors, self.ws, self.optimizer = objective, list(factors), ws, optimizer
         self.loss_threshold, self.graphs, self.graph = loss_threshold, graphs, None
+        self.graphs_required = graphs_required
         scalar = dict(dtype=torch.float64, device=device)
         self.active, self.elapsed = torch.ones((), **scalar), torch.zeros((), **scalar)
         self.stop_loss, self.last_finite = torch.zeros((), **scalar), torch.zeros((), **scalar)
@@ -194,28 +235,10 @@ class _DeviceChunks:
         self.step += 1
 
     def _capture(self) -> None:
-        """Record :meth:`_one_step` as a CUDA graph. A warm-up step first, on a side stream
-        (lazy initializations cannot happen during capture), whose effect is undone."""
-        import torch
-
         tensors = [*self.factors, self.active, self.elapsed, self.stop_loss, self.last_finite, self.stop, self.step,
                    *self.state]
-        saved = [x.clone() for x in tensors]
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            self._one_step()
-        torch.cuda.current_stream().wait_stream(side)
-        for x, y in zip(tensors, saved):
-            x.copy_(y)
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph):
-                self._one_step()
-        except Exception as exc:  # say which run asked for it, not only torch's words
-            raise RuntimeError(f"cuda_graphs: capturing a training step failed ({type(exc).__name__}: {exc}); "
-                               "train without cuda_graphs") from exc
-        self.graph = graph
+        self.graph = capture_cuda_graph(self._one_step, tensors, "a training step", self.graphs_required)
+        self.graphs = self.graph is not None
 
     def run(self, state: Any, elapsed: Any, t: int, n: int) -> tuple[Any, Any, Any, Any, Any]:
         """Steps ``t .. t + n - 1``. Returns the optimizer state, the gradient-flow time, the
@@ -245,7 +268,7 @@ def _scalar_tensor(value: Any, like: Any) -> Any:
 
 
 def mark_stops(loss: Any, step: int, loss_threshold: float, active: Any, stop: Any, stop_loss: Any,
-               last_finite: Any, at_last_step: bool = False) -> tuple[Any, Any, Any, Any]:
+               last_finite: Any, at_last_step: Any = False) -> tuple[Any, Any, Any, Any]:
     """The stopping rule on the device, for one run (0-d tensors) or a batch ((B,) tensors): a
     run still ``active`` (1.0) stops at ``step`` when its loss is at most ``loss_threshold``,
     is not finite, or ``at_last_step``; it then records ``step`` in ``stop`` and the loss in
@@ -256,7 +279,9 @@ def mark_stops(loss: Any, step: int, loss_threshold: float, active: Any, stop: A
 
     running = active > 0
     finite = torch.isfinite(loss)
-    stopping = running if at_last_step else running & ~(finite & (loss > loss_threshold))
+    stopping = running & ~(finite & (loss > loss_threshold))
+    if at_last_step is not False:  # True, or a bool tensor (a CUDA graph's step counter against max_iters)
+        stopping = stopping | (running & at_last_step)
     return (active * ~stopping, torch.where(stopping, step, stop), torch.where(stopping, loss, stop_loss),
             torch.where(running & finite, loss, last_finite))
 
@@ -290,8 +315,8 @@ def train(
     ground_truth: Any = None,
     evaluate: Callable[[Any], dict[str, float]] | None = None,
     checkpointing: Checkpointing | None = None,
-    check_every: int = 1,
-    cuda_graphs: bool = False,
+    check_every: int | None = None,
+    cuda_graphs: bool | None = None,
 ) -> TrainResult:
     """Train the factors (backend arrays; copied, not modified) on ``objective``.
 
@@ -306,15 +331,15 @@ def train(
     ``checkpointing``, the run saves its state at a fixed interval and resumes from a
     checkpoint of itself (:class:`Checkpointing`).
 
-    The host reads the loss every step (``check_every=1``, the default). On torch tensors
-    ``check_every=k`` reads it only every ``k`` steps and at records and checkpoints (reading a
-    GPU value waits for the GPU); in between, the loss, the step size and the stopping test stay
-    on the device (:class:`_DeviceChunks`): ``iterations``, ``w`` and every recorded number
-    are those of the step-by-step loop, bit for bit. Measured on an H200, the extra kernels of
-    the device-side test cost more than the waits (see :data:`HOST_CHECK_EVERY`). With
+    On torch tensors ``check_every=k`` reads the loss only every ``k`` steps and at records and
+    checkpoints (reading a GPU value waits for the GPU); in between, the loss, the step size and
+    the stopping test stay on the device (:class:`_DeviceChunks`): ``iterations``, ``w`` and
+    every recorded number are those of the step-by-step loop, bit for bit. With
     ``cuda_graphs`` (CUDA only, with ``check_every > 1``) a step is captured once as a CUDA
     graph and the steps between two looks are replays of it: no Python and no launch per
-    kernel, the same numbers.
+    kernel, the same numbers. Defaults: on a CUDA device ``check_every`` is
+    :data:`HOST_CHECK_EVERY` with graphs (if a capture fails, a warning says so and the steps
+    are launched one by one); elsewhere the host reads the loss every step.
 
     Raises :class:`TrainingDivergedError` naming the step and the last finite loss if the
     loss becomes NaN or infinite.
@@ -324,9 +349,15 @@ def train(
     if record_every < 0:
         raise ValueError(f"record_every must be >= 0, got {record_every}")
     backend = backend_of(factors[0])
+    on_cuda = backend.device.startswith("cuda")
+    required_graphs = bool(cuda_graphs)
+    if check_every is None:
+        check_every = HOST_CHECK_EVERY if on_cuda else 1
+    if cuda_graphs is None:
+        cuda_graphs = on_cuda and check_every > 1
     if check_every < 1 or (check_every > 1 and backend.name == "numpy"):
         raise ValueError(f"check_every must be >= 1 (and 1 on NumPy, where the host is the device), got {check_every}")
-    if cuda_graphs and (not backend.device.startswith("cuda") or check_every == 1):
+    if cuda_graphs and (not on_cuda or check_every == 1):
         raise ValueError(f"cuda_graphs needs a CUDA device and check_every > 1 (graphs replay the steps between "
                          f"two looks), got device {backend.device!r}, check_every {check_every}")
     factors = [backend.asarray(f) for f in factors]  # private copies, trained in place
@@ -369,7 +400,8 @@ def train(
             converged = loss <= loss_threshold
             done = converged or t >= max_iters
             if record_every and (t % record_every == 0 or done):
-                _record(traj, t, float(elapsed), loss, w, ws.grad_w, ground_truth, top_k, evaluate)
+                _record([traj], [t], [float(elapsed)], [loss], w[None], ws.grad_w[None],
+                        None if ground_truth is None else ground_truth[None], top_k, [evaluate])
             if done:
                 break
             eta, state = optimizer.step_size_from_norm(state, total)
@@ -379,7 +411,8 @@ def train(
             n = _next_look(t, check_every, record_every, max_iters, checkpoint_every) - t
             if n > 0:
                 if chunks is None:
-                    chunks = _DeviceChunks(objective, factors, ws, optimizer, state, loss_threshold, cuda_graphs)
+                    chunks = _DeviceChunks(objective, factors, ws, optimizer, state, loss_threshold, cuda_graphs,
+                                           required_graphs)
                 state, elapsed, stop, stop_loss, chunk_last_finite = chunks.run(state, elapsed, t, n)
                 # the host looks: one transfer (stop < 2^53 is exact in float64)
                 stop, stop_loss, chunk_last_finite = _host_values(stop.double(), stop_loss, chunk_last_finite)
