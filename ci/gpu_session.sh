@@ -14,7 +14,8 @@
 # Timeline (SECONDS since the start): the MovieLens runs (depths 3, 2, 1, one process each) start
 # first and share the GPU with the GPU tests; with PRESET_SLICE=1, ci/gpu_preset_slice.yaml (40
 # runs of the paper preset as one batched job, through snakemake) trains next, and with
-# PAPER_PRESET=1 the whole preset (ci/gpu_paper_preset.yaml: 9 batched jobs); at ML_DEADLINE
+# PAPER_PRESET=1 the whole preset (ci/gpu_paper_preset.yaml: 9 batched jobs), GPU_JOBS (default 1) of
+# them at a time on the GPU; at ML_DEADLINE
 # (default 400 s) any MovieLens run still running is stopped (each leaves its checkpoint of the
 # last 10,000 steps); then the benchmark runs with the GPU to itself. Writes under $OUT:
 # session.log (device, versions, the MovieLens runs' output), gpu_tests.log, preset_slice.log
@@ -70,7 +71,8 @@ echo "[$SECONDS s] GPU tests done" | tee -a "$OUT/session.log"
 run_preset() {
     local label=$1 name=$2 limit=$3 start=$SECONDS
     shift 3
-    timeout "$limit" python3 -m snakemake --cores all --configfile "$@" >"$OUT/$label.log" 2>&1
+    timeout "$limit" python3 -m snakemake --cores all --resources gpu="${GPU_JOBS:-1}" --configfile "$@" \
+        >"$OUT/$label.log" 2>&1
     echo "[$SECONDS s] $label: rc $?, $((SECONDS - start)) s for the whole snakemake call," \
         "$(grep -c 'Rule: train_batch' "$OUT/$label.log") batched training jobs finished" | tee -a "$OUT/session.log"
     mkdir -p "$OUT/${label}_tables" && cp "results/$name/tables/"*.parquet "$OUT/${label}_tables/" 2>/dev/null

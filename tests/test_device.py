@@ -5,11 +5,14 @@ The same tests run on ``torch-cpu`` everywhere and on ``cuda`` where torch sees 
 ``gpu``; they skip elsewhere). Run the GPU ones alone with ``python -m pytest -m gpu``.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
-from dmfcore.backend import Backend, cuda_device, resolve_backend
+from dmfcore.backend import Backend, claim_gpu, cuda_device, job_device, resolve_backend
 from dmfcore.model import init_factors
 from dmfcore.optimizers import gd, group_rmsprop
 from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion, sample_sensing
@@ -54,6 +57,39 @@ def test_cuda_devices_follow_what_the_process_sees():
         cuda_device("cuda:1", 1)
     with pytest.raises(RuntimeError, match="sees no CUDA device"):
         cuda_device("cuda", 0)
+
+
+def test_gpu_claims_spread_jobs_over_the_gpus(tmp_path):
+    claims = [claim_gpu(2, tmp_path) for _ in range(5)]
+    assert [gpu for gpu, _ in claims] == [0, 1, 0, 1, 0]
+    claims[1][1].close()  # a job on GPU 1 ends: the next one goes there
+    assert claim_gpu(2, tmp_path)[0] == 1
+    # another process's claim counts, and is released when that process is killed
+    other = tmp_path / "other"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from dmfcore.backend import claim_gpu; "
+         "claim = claim_gpu(3, sys.argv[1]); print(claim[0], flush=True); time.sleep(60)", str(other)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "0"
+        mine = claim_gpu(3, other)
+        assert mine[0] == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    assert claim_gpu(3, other)[0] == 0
+
+
+def test_a_job_on_cuda_takes_the_least_busy_gpu(tmp_path, monkeypatch):
+    # the workflow's training jobs (workflow/scripts/train_*.py): here torch is told of 3 GPUs
+    assert job_device("cpu", tmp_path) == ("cpu", None)
+    assert job_device("cuda:1", tmp_path) == ("cuda:1", None)  # a named GPU stays named
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    devices = [job_device("cuda", tmp_path) for _ in range(4)]
+    assert [device for device, _ in devices] == ["cuda:0", "cuda:1", "cuda:2", "cuda:0"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one GPU (or SLURM's grant of one)
+    assert job_device("cuda", tmp_path) == ("cuda", None)
 
 
 @pytest.mark.parametrize("device", TORCH_DEVICES)

@@ -2,6 +2,9 @@ from dmfcore.threads import limit_blas_threads
 
 limit_blas_threads(snakemake.threads)
 
+from dataclasses import replace  # noqa: E402
+
+from dmfcore.backend import job_device  # noqa: E402
 from dmfcore.experiment import (
     RunOutputs,
     logged,
@@ -20,4 +23,6 @@ outputs = [
 data = [(run.get("ground_truth"), run["observations"]) for run in members]
 with logged(snakemake.log[0]):
     check_code_fingerprint(snakemake.params.code)
-    run_dmf_batch(data, configs, outputs)
+    # several GPUs: this job's is the one with the fewest jobs, held while it trains
+    device, gpu_claim = job_device(configs[0].device)
+    run_dmf_batch(data, [replace(config, device=device) for config in configs], outputs)

@@ -2,6 +2,9 @@ from dmfcore.threads import limit_blas_threads
 
 limit_blas_threads(snakemake.threads)
 
+from dataclasses import replace  # noqa: E402
+
+from dmfcore.backend import job_device  # noqa: E402
 from dmfcore.experiment import (
     RunOutputs,
     logged,
@@ -14,10 +17,12 @@ config = run_train_config(dict(snakemake.wildcards.items()), snakemake.params.se
 out = snakemake.output
 with logged(snakemake.log[0]):
     check_code_fingerprint(snakemake.params.code)
+    # several GPUs: this job's is the one with the fewest jobs, held while it trains
+    device, gpu_claim = job_device(config.device)
     run_dmf(
         # real data have no ground truth (their observation set holds a test set)
         snakemake.input.get("ground_truth"),
         snakemake.input.observations,
-        config,
+        replace(config, device=device),
         RunOutputs(out.matrix, out.metrics, snakemake.log[0], out.trajectory),
     )
