@@ -85,7 +85,8 @@ def test_runs_sharing_a_measurement_set_read_it_once():
     runs = _runs("float32", "gd")
     objective = batch_objective([r.observations for r in runs], resolve_backend("torch-cpu", "float32"))
     assert len(objective.sensing) == 1 and objective.sensing[0].runs.tolist() == [2, 3]
-    assert objective.completion.run_of.unique().tolist() == [0, 1]
+    completion = objective.completion  # the entries of runs 0 and 1, each in its own row of squares
+    assert (completion.slot // completion.width).unique().tolist() == [0, 1]
 
 
 @pytest.mark.parametrize("device", DEVICES)

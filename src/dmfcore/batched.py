@@ -9,7 +9,9 @@ step whose train loss is at most ``loss_threshold`` (or at ``max_iters``); from 
 its stopping step while the others go on. The batch ends when every run has stopped.
 
 Completion: the observed entries of all runs are one gather (positions
-``b d1 d2 + i d2 + j``) and one scatter; per-run losses are segment sums. Sensing: runs that
+``b d1 d2 + i d2 + j``) and one scatter; per-run losses are row sums of a (runs x most entries)
+array of the squared residuals, zero-padded: the same sum in the same order every time (an
+``index_add_`` would add with atomics on a GPU, in an order that varies from run to run). Sensing: runs that
 share a measurement set are one (runs x d1 d2) by (d1 d2 x m) product per step, so ``A`` is
 read twice per step (predictions and gradient) for all of them, not twice per run.
 
@@ -59,7 +61,8 @@ class _CompletionTerm:
     """Every completion run of the batch: one gather, one segment sum, one scatter per step."""
 
     flat_index: Any  # (M,) positions of the observed entries in the flattened (B, d1, d2) W
-    run_of: Any  # (M,) which run each entry belongs to
+    slot: Any  # (M,) position of each entry in the flattened (B, width) array of squared residuals
+    width: int  # the most entries of any run
     scale: Any  # (M,) 2 / m_b: the gradient of a mean of squares
     y: Any  # (M,)
     m: Any  # (B,) float64, entries per run (1 for runs without entries here: no division by 0)
@@ -92,8 +95,9 @@ class BatchObjective:
         c = self.completion
         if c is not None:
             r = w.reshape(-1)[c.flat_index] - c.y
-            losses.index_add_(0, c.run_of, (r * r).double())
-            losses /= c.m
+            squares = torch.zeros(self.batch * c.width, dtype=torch.float64, device=w.device)
+            squares[c.slot] = (r * r).double()
+            losses = squares.reshape(self.batch, c.width).sum(dim=1) / c.m
             grad_w.reshape(-1)[c.flat_index] = r * c.scale
         for g in self.sensing:
             w_t = w[g.runs].mT.reshape(len(g.runs), -1)  # rows vec(W_b^T), the order of A_t's rows
@@ -122,9 +126,11 @@ def batch_objective(observations: Sequence[Observations], backend: Backend) -> B
         counts = np.ones(len(observations))
         for b, o in completion:
             counts[b] = o.m
+        width = max(o.m for _, o in completion)
         term = _CompletionTerm(
             backend.index_array(index),
-            backend.index_array(np.concatenate([np.full(o.m, b) for b, o in completion])),
+            backend.index_array(np.concatenate([b * width + np.arange(o.m) for b, o in completion])),
+            width,
             backend.asarray(np.concatenate([np.full(o.m, 2.0 / o.m) for _, o in completion])),
             backend.asarray(np.concatenate([o.values for _, o in completion])),
             torch.as_tensor(counts, dtype=torch.float64, device=backend.device),
