@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from dmfcore.experiment import RunOutputs, TrainConfig, run_dmf
+from dmfcore.experiment import TrainConfig, run_dmf
+from dmfcore.records import RunOutputs
 
 observations, root = Path(sys.argv[1]), Path(sys.argv[2])
 device = sys.argv[3] if len(sys.argv) > 3 else "cuda"

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dmfcore.experiment import STREAM_TAGS, check_provenance, stream_seed
-from dmfcore.provenance import PACKAGE_DIR, StaleResultError, check_code_fingerprint, code_fingerprint
+from dmfcore.datasets import STREAM_TAGS, stream_seed
+from dmfcore.records import check_provenance
+from dmfcore.provenance import PACKAGE_DIR, StaleResultError, check_code_fingerprint, code_fingerprint, module_closure
 
 
 @pytest.fixture
@@ -20,40 +21,55 @@ def package_copy(tmp_path):
 
 
 def test_fingerprint_follows_the_code_not_its_comments(package_copy):
-    before = code_fingerprint("compute", package_copy)
-    plots_before = code_fingerprint("plots", package_copy)
+    parts = ("datasets", "experiment", "baselines", "records", "theory", "plots")
+
+    def fingerprints() -> dict:
+        code_fingerprint.cache_clear()
+        return {part: code_fingerprint(part, package_copy) for part in parts}
+
+    before = fingerprints()
+    assert len(set(before.values())) == len(parts)
     training = package_copy / "training.py"
     source = training.read_text()
     training.write_text(source.replace('"""The training loop', '"""An edited docstring. The training loop', 1)
                         + "\n# a comment\n")
-    code_fingerprint.cache_clear()
-    assert code_fingerprint("compute", package_copy) == before
+    assert fingerprints() == before
+    # the training loop: training runs and the theory checks (which train), not the data, the
+    # baselines, the tables or the figures
     training.write_text(source.replace("t += 1", "t = t + 1", 1))
+    after = fingerprints()
+    assert {part for part in parts if after[part] != before[part]} == {"experiment", "theory"}
+    # a module every part imports: every part
+    problems = package_copy / "problems.py"
+    problems.write_text(problems.read_text() + "\nX = 1\n")
+    assert all(value != after[part] for part, value in fingerprints().items())
     code_fingerprint.cache_clear()
-    after = code_fingerprint("compute", package_copy)
-    assert after != before
-    # the plots have their own fingerprint: a training change does not redraw, nor the reverse
-    assert code_fingerprint("plots", package_copy) == plots_before
-    (package_copy / "plots.py").write_text((package_copy / "plots.py").read_text() + "\nX = 1\n")
-    code_fingerprint.cache_clear()
-    assert code_fingerprint("plots", package_copy) != plots_before
-    assert code_fingerprint("compute", package_copy) == after
-    code_fingerprint.cache_clear()
+
+
+def test_a_part_is_its_module_and_all_it_imports(package_copy):
+    # the baselines import no training code; a lazy import inside a function counts
+    assert "training" not in module_closure("baselines", package_copy)
+    assert {"baselines", "convex", "nuclear_admm", "records", "__init__"} <= set(module_closure("baselines", package_copy))
+    convex = package_copy / "convex.py"
+    convex.write_text(convex.read_text() + "\n\ndef _late():\n    from .training import train\n\n    return train\n")
+    assert "training" in module_closure("baselines", package_copy)
+    with pytest.raises(ValueError, match=r"code part must be a module of .*, one of \[.*'baselines'.*\]; got 'compute'"):
+        module_closure("compute", package_copy)
 
 
 def test_fingerprint_ignores_line_breaks_inside_brackets_but_not_fstrings(package_copy):
-    before = code_fingerprint("compute", package_copy)
+    before = code_fingerprint("experiment", package_copy)
     training = package_copy / "training.py"
     source = training.read_text()
     assert "def _record(\n" in source
     training.write_text(source.replace("def _record(\n", "def _record(\n\n    # why\n", 1))
     code_fingerprint.cache_clear()
-    assert code_fingerprint("compute", package_copy) == before
+    assert code_fingerprint("experiment", package_copy) == before
     assert 'f"{name}' in source or "f'" in source or 'f"' in source
     first_fstring = source.index('f"')
     training.write_text(source[:first_fstring + 2] + "x" + source[first_fstring + 2:])
     code_fingerprint.cache_clear()
-    assert code_fingerprint("compute", package_copy) != before
+    assert code_fingerprint("experiment", package_copy) != before
     code_fingerprint.cache_clear()
 
 
@@ -79,8 +95,8 @@ def test_fingerprint_is_the_same_on_every_python_version():
     script = ("import importlib.util, sys; from pathlib import Path; "
               "spec = importlib.util.spec_from_file_location('provenance', sys.argv[1]); "
               "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
-              "print(m.code_fingerprint('compute', Path(sys.argv[2])), m.code_fingerprint('plots', Path(sys.argv[2])))")
-    here = f"{code_fingerprint('compute')} {code_fingerprint('plots')}"
+              "print(m.code_fingerprint('experiment', Path(sys.argv[2])), m.code_fingerprint('plots', Path(sys.argv[2])))")
+    here = f"{code_fingerprint('experiment')} {code_fingerprint('plots')}"
     for python in others:
         res = subprocess.run([python, "-c", script, str(PACKAGE_DIR / "provenance.py"), str(PACKAGE_DIR)],
                              capture_output=True, text=True, check=True)
@@ -88,21 +104,27 @@ def test_fingerprint_is_the_same_on_every_python_version():
 
 
 def test_a_job_with_other_code_refuses_to_run():
-    check_code_fingerprint(code_fingerprint())
+    check_code_fingerprint(code_fingerprint("baselines"), "baselines")
     with pytest.raises(StaleResultError, match="another version of dmfcore installed"):
-        check_code_fingerprint("0" * 16)
+        check_code_fingerprint("0" * 16, "baselines")
 
 
 def test_check_provenance_lists_the_stale_results_and_the_command():
-    records = [{"code_fingerprint": "aaaa"}, {"code_fingerprint": "bbbb"}, {}]
-    paths = ["runs/a/metrics.json", "runs/b/metrics.json", "runs/c/metrics.json"]
-    check_provenance(records[:1], paths[:1], "aaaa")
+    # each record against today's code of its own part
+    records = [{"code_fingerprint": "aaaa", "code_part": "experiment"},
+               {"code_fingerprint": "cccc", "code_part": "baselines"},
+               {"code_fingerprint": "cccc", "code_part": "experiment"},  # the baselines' code, not its own
+               {}]
+    paths = ["runs/a/metrics.json", "runs/b/metrics.json", "runs/c/metrics.json", "runs/d/metrics.json"]
+    expected = {"experiment": "aaaa", "baselines": "cccc"}
+    check_provenance(records[:2], paths[:2], expected)
     with pytest.raises(StaleResultError) as err:
-        check_provenance(records, paths, "aaaa")
+        check_provenance(records, paths, expected)
     message = str(err.value)
-    assert message.startswith("2 of 3 results were computed by other code (code fingerprint None, bbbb;")
-    assert "snakemake --cores all --forcerun runs/b/metrics.json runs/c/metrics.json" in message
-    assert "runs/a/metrics.json" not in message
+    assert message.startswith("2 of 4 results were computed by other code (code fingerprint None, cccc; the code "
+                              "now is experiment aaaa, no code part None)")
+    assert "snakemake --cores all --forcerun runs/c/metrics.json runs/d/metrics.json" in message
+    assert "runs/a/metrics.json" not in message and "runs/b/metrics.json" not in message
 
 
 def test_random_streams_never_coincide():

@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 
 from dmfcore.backend import resolve_backend
-from dmfcore.experiment import RunOutputs, TrainConfig, generate_ratings_split, predictor_record, run_dmf
+from dmfcore.baselines import predictor_record
+from dmfcore.datasets import generate_ratings_split
+from dmfcore.experiment import TrainConfig, run_dmf
+from dmfcore.records import RunOutputs
 from dmfcore.io import DataFileError, load_observations, load_test_observations
 from dmfcore.model import init_factors
 from dmfcore.optimizers import gd, group_rmsprop

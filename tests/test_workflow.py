@@ -136,7 +136,7 @@ def test_tiny_workflow_end_to_end(tiny_run):
     table = pd.read_parquet(wf / "results/default/tables/tiny.parquet")
     for column in ("experiment", "problem", "d1", "d2", "rank", "n_obs", "method", "depth", "init_scale", "lr",
                    "optimizer", "seed", "iterations", "converged", "train_loss", "recon_error", "nuclear_norm",
-                   "effective_rank", "wall_seconds", "device", "dtype", "code_fingerprint", "code_commit",
+                   "effective_rank", "wall_seconds", "device", "dtype", "code_fingerprint", "code_part", "code_commit",
                    "dmfcore_version"):
         assert column in table.columns, column
     assert len(table) == len(_expected_runs(TINY)) + 2 * len(_expected_observation_sets(TINY))
@@ -446,17 +446,25 @@ def _edit(path: Path, text: str) -> str:
 
 def test_a_code_change_reruns_what_it_computed_and_a_comment_does_not(tiny_run):
     wf, cfg = tiny_run
-    training = wf / "src/dmfcore/training.py"
-    original = _edit(training, "\n# a comment: no result changes\n")
-    try:
-        assert job_counts(wf, "--configfile", str(cfg)) == {}
-        training.write_text(original + "\n_EDITED = True  # code: every computed result is stale\n")
-        counts = job_counts(wf, "--configfile", str(cfg))
-    finally:
-        training.write_text(original)
     n_obs_sets = len(_expected_observation_sets(TINY))
-    assert counts == {"ground_truth": 2, "observations": n_obs_sets, "train_dmf": len(_expected_runs(TINY)),
-                      "min_nuclear_norm": n_obs_sets, "ground_truth_row": n_obs_sets, "aggregate": 1, "figure": 2}
+    # the training loop reruns the training runs only (the data and the baselines import no
+    # training code); the nuclear norm solver the reference rows (dmfcore.baselines); problems.py,
+    # which all import, all
+    edits = {
+        "training.py": {"train_dmf": len(_expected_runs(TINY)), "aggregate": 1, "figure": 2},
+        "convex.py": {"min_nuclear_norm": n_obs_sets, "ground_truth_row": n_obs_sets, "aggregate": 1, "figure": 2},
+        "problems.py": {"ground_truth": 2, "observations": n_obs_sets, "train_dmf": len(_expected_runs(TINY)),
+                        "min_nuclear_norm": n_obs_sets, "ground_truth_row": n_obs_sets, "aggregate": 1, "figure": 2},
+    }
+    for module, reruns in edits.items():
+        path = wf / "src/dmfcore" / module
+        original = _edit(path, "\n# a comment: no result changes\n")
+        try:
+            assert job_counts(wf, "--configfile", str(cfg)) == {}, module
+            path.write_text(original + "\n_EDITED = True  # code: what it computes is stale\n")
+            assert job_counts(wf, "--configfile", str(cfg)) == reruns, module
+        finally:
+            path.write_text(original)
     assert job_counts(wf, "--configfile", str(cfg)) == {}
 
 
@@ -474,12 +482,14 @@ def test_a_table_never_mixes_results_of_different_code(tmp_path):
     res = snakemake(wf, "--cores", "2", "--configfile", str(cfg), "--rerun-triggers", "mtime", check=False)
     assert res.returncode != 0
     log = (wf / "results/default/logs/aggregate/small.log").read_text()
-    assert re.search(r"3 of 6 results were computed by other code \(code fingerprint \w+; the code now is \w+\)", log)
+    assert re.search(r"3 of 6 results were computed by other code \(code fingerprint \w+, \w+; the code now is "
+                     r"baselines \w+, experiment \w+\)", log)
     assert "snakemake --cores all --forcerun results/runs/completion/20x20_rank2/n80/seed0/" in log
     # with Snakemake's own triggers the stale runs are recomputed and the table is whole again
     snakemake(wf, "--cores", "2", "--configfile", str(cfg))
     table = pd.read_parquet(wf / "results/default/tables/small.parquet")
-    assert len(table) == 6 and table["code_fingerprint"].nunique() == 1
+    assert len(table) == 6 and set(table["code_part"]) == {"experiment", "baselines"}
+    assert (table.groupby("code_part")["code_fingerprint"].nunique() == 1).all()
     assert set(table["code_fingerprint"]).isdisjoint(fingerprints)
 
 

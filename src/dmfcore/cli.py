@@ -20,7 +20,10 @@ from pathlib import Path  # noqa: E402
 
 from .backend import DEVICES, DTYPES, resolve_backend
 from .convex import NUCLEAR_NORM_TOL
-from .experiment import RunOutputs, TrainConfig, generate_ground_truth, generate_observations, run_dmf, run_min_nuclear_norm
+from .baselines import run_min_nuclear_norm
+from .datasets import generate_ground_truth, generate_observations
+from .experiment import TrainConfig, run_dmf
+from .records import RunOutputs
 from .io import DataFileError
 from .model import INITS, factor_shapes
 from .optimizers import OPTIMIZERS, make_optimizer

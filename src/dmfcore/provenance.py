@@ -1,16 +1,19 @@
 """Which code computed a result: a fingerprint of the library's sources, and the git commit.
 
-Every computed result (run record, table row) carries ``code_fingerprint``: the first 16 hex
-digits of the SHA-256 of the *normalized* source of the dmfcore modules that compute results.
-Normalized means the module's tokens without comments, docstrings and line breaks inside
-brackets, so that editing a comment, a docstring or how a call is broken over lines does not
-invalidate results, while any change to what the code does does; the same source gives the
-same fingerprint on every Python version (results made on another machine are accepted).
-The plotting module (:mod:`dmfcore.plots`) and the command line
-(:mod:`dmfcore.cli`) compute no numbers and have their own fingerprint
-(``code_fingerprint("plots")``), so that editing a figure redraws figures only.
+Every computed result (run record, table row) carries ``code_fingerprint``, the fingerprint of
+the code that computed it, and ``code_part``, which code that is: an entry module of the
+package (``datasets``, ``experiment`` for training runs, ``baselines``, ``theory``, ``records``
+for tables, ``plots`` for figures) with every package module it imports, directly or not
+(:func:`module_closure`: every import statement of a module counts, lazy ones in functions
+too). The fingerprint is the first 16 hex digits of the SHA-256 of those modules' *normalized*
+source: their tokens without comments, docstrings and line breaks inside brackets, so that
+editing a comment, a docstring or how a call is broken over lines does not invalidate results,
+while any change to what the code does does; the same source gives the same fingerprint on
+every Python version (results made on another machine are accepted). A change to the training
+loop thus reruns the training runs, and neither the data nor the convex baselines (which
+import no training code); a change to a module they all import reruns them all.
 
-The workflow passes the fingerprint to every job as a parameter (so Snakemake reruns a job
+The workflow passes each job its part's fingerprint as a parameter (so Snakemake reruns a job
 whose code changed) and checks it again where results are combined (so a table never mixes
 results of different code, even when Snakemake's metadata was lost). ``code_commit`` (the git
 commit of the source tree, with ``+dirty`` for uncommitted changes) is recorded for the
@@ -29,8 +32,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
-# Modules that compute no numbers: their edits never invalidate runs or tables.
-PRESENTATION_MODULES = ("plots", "cli")
+PACKAGE = "dmfcore"
 
 
 class StaleResultError(RuntimeError):
@@ -81,21 +83,45 @@ def _normalized_source(path: Path) -> str:
     return "\n".join(out)
 
 
+def _imported_modules(path: Path, package_dir: Path) -> set[str]:
+    """The package's modules that the module at ``path`` imports anywhere in its source.
+    Importing any module of the package runs its ``__init__``, which therefore always counts."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 0 and module.split(".")[0] != PACKAGE:
+                continue
+            inner = module.split(".")[1:] if node.level == 0 else module.split(".")[:1] if module else []
+            # "from .x import y" / "from dmfcore.x import y": x; "from . import y": y (a module or a name)
+            names.update(inner[:1] or [alias.name for alias in node.names])
+        elif isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[1] for alias in node.names
+                         if alias.name.split(".")[0] == PACKAGE and "." in alias.name)
+    return {name if (package_dir / f"{name}.py").is_file() else "__init__" for name in names} | {"__init__"}
+
+
+def module_closure(part: str, package_dir: Path = PACKAGE_DIR) -> list[str]:
+    """The package module ``part`` and every package module it imports, directly or not (sorted)."""
+    if not (package_dir / f"{part}.py").is_file():
+        modules = sorted(p.stem for p in package_dir.glob("*.py") if p.stem != "__init__")
+        raise ValueError(f"code part must be a module of {package_dir}, one of {modules}; got {part!r}")
+    seen, todo = set(), [part]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(_imported_modules(package_dir / f"{name}.py", package_dir) - seen)
+    return sorted(seen)
+
+
 @lru_cache(maxsize=None)
-def code_fingerprint(part: str = "compute", package_dir: Path = PACKAGE_DIR) -> str:
-    """Fingerprint of the modules of ``part``: ``"compute"`` (every module but the presentation
-    ones) or the name of one presentation module (``"plots"``, which imports only computing
-    helpers that do not affect what it draws from a table)."""
-    files = sorted(package_dir.glob("*.py"))
-    if part == "compute":
-        chosen = [f for f in files if f.stem not in PRESENTATION_MODULES]
-    elif part in PRESENTATION_MODULES:
-        chosen = [f for f in files if f.stem == part]
-    else:
-        raise ValueError(f"part must be 'compute' or one of {PRESENTATION_MODULES}, got {part!r}")
+def code_fingerprint(part: str, package_dir: Path = PACKAGE_DIR) -> str:
+    """Fingerprint of the code of ``part``: the module and every package module it imports
+    (:func:`module_closure`), each as its normalized source."""
     digest = hashlib.sha256()
-    for f in chosen:
-        digest.update(f.name.encode() + b"\0" + _normalized_source(f).encode() + b"\0")
+    for name in module_closure(part, package_dir):
+        digest.update(f"{name}.py".encode() + b"\0" + _normalized_source(package_dir / f"{name}.py").encode() + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -116,7 +142,7 @@ def code_commit(package_dir: Path = PACKAGE_DIR) -> str | None:
     return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
 
 
-def check_code_fingerprint(expected: str, part: str = "compute") -> None:
+def check_code_fingerprint(expected: str, part: str) -> None:
     """Fail if the library imported here is not the code the caller (the workflow) planned with.
 
     Guards against a job running other code than the workflow's (a conda environment or a

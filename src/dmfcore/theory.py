@@ -48,7 +48,7 @@ import pandas as pd
 
 from .backend import resolve_backend
 from .dynamics import predicted_rate
-from .experiment import stream_seed
+from .datasets import stream_seed
 from .metrics import schatten_p
 from .model import init_factors
 from .optimizers import gd
@@ -335,7 +335,7 @@ def run_theory_check(check: str, table_path: str, points_path: str) -> pd.DataFr
     - ``commuting``: :func:`commuting_measurements`; points are :func:`proposition1`'s rows.
     Both tables carry the code fingerprint (:mod:`dmfcore.provenance`).
     """
-    from .experiment import provenance
+    from .records import provenance
     from .io import write_parquet
 
     if check == "rates":
@@ -346,7 +346,7 @@ def run_theory_check(check: str, table_path: str, points_path: str) -> pd.DataFr
         summary, points = commuting_measurements(), proposition1()
     else:
         raise ValueError(f"check must be one of {THEORY_CHECKS}, got {check!r}")
-    stamp = provenance()
+    stamp = provenance("theory")
     write_parquet(points_path, points.assign(**stamp))
     write_parquet(table_path, summary.assign(**stamp))
     return summary

@@ -16,8 +16,9 @@ rule aggregate:
         runtime=5,
         mem_mb=1000,
     params:
-        # every row must come from this code, every trajectory from this recording
-        code=CODE,
+        # every row must come from today's code of its part, every trajectory from this recording
+        code=CODE["records"],
+        producers={part: CODE[part] for part in ("experiment", "baselines")},
         recording=lambda wc: recording(wc.experiment),
     script:
         "../scripts/aggregate.py"

@@ -14,7 +14,7 @@ rule min_nuclear_norm:
         mem_mb=2000,
     params:
         tol=NUCLEAR_NORM_TOLERANCE,
-        code=CODE,
+        code=CODE["baselines"],
     script:
         "../scripts/min_nuclear_norm.py"
 
@@ -33,7 +33,7 @@ rule ground_truth_row:
         runtime=5,
         mem_mb=500,
     params:
-        code=CODE,
+        code=CODE["baselines"],
     script:
         "../scripts/ground_truth_row.py"
 
@@ -55,6 +55,6 @@ rule predictor_row:
         runtime=5,
         mem_mb=1000,
     params:
-        code=CODE,
+        code=CODE["baselines"],
     script:
         "../scripts/predictor_row.py"

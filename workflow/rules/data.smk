@@ -12,7 +12,7 @@ rule ground_truth:
         mem_mb=500,
     params:
         synthetic=synthetic_params,
-        code=CODE,
+        code=CODE["datasets"],
     script:
         "../scripts/ground_truth.py"
 
@@ -33,7 +33,7 @@ rule observations:
         # sensing stores m x d1 x d2 measurement matrices
         mem_mb=lambda wc: 500 + sensing_mem_mb(wc),
     params:
-        code=CODE,
+        code=CODE["datasets"],
     script:
         "../scripts/observations.py"
 
@@ -56,7 +56,7 @@ rule ratings_split:
         mem_mb=1000,
     params:
         dataset=ratings_params,
-        code=CODE,
+        code=CODE["datasets"],
     script:
         "../scripts/ratings_split.py"
 

@@ -19,7 +19,7 @@ rule figure:
         mem_mb=1000,
     params:
         # the plotting code: editing it redraws the figures (and nothing else)
-        code=PLOTS_CODE,
+        code=CODE["plots"],
         # datasets whose data are missing: the figure says why
         missing=lambda wc: missing_data(wc.experiment),
     script:

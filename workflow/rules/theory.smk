@@ -16,7 +16,7 @@ rule theory_check:
         runtime=30,
         mem_mb=2000,
     params:
-        code=CODE,
+        code=CODE["theory"],
     script:
         "../scripts/theory_check.py"
 
@@ -43,6 +43,6 @@ rule theory_figure:
         runtime=5,
         mem_mb=1000,
     params:
-        code=PLOTS_CODE,
+        code=CODE["plots"],
     script:
         "../scripts/theory_figure.py"

@@ -25,7 +25,7 @@ rule train_dmf:
         mem_mb=lambda wc: 1000 + sensing_mem_mb(wc),
     params:
         settings=training_settings,
-        code=CODE,
+        code=CODE["experiment"],
     script:
         "../scripts/train_dmf.py"
 
@@ -57,6 +57,6 @@ for index, (key, members) in enumerate(BATCHES.items()):
         params:
             members=[{**run, **data_paths(run)} for run in members],
             settings=batch_settings(members),
-            code=CODE,
+            code=CODE["experiment"],
         script:
             "../scripts/train_batch.py"

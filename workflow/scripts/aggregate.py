@@ -1,11 +1,15 @@
-from dmfcore.experiment import aggregate_records, aggregate_trajectories, logged
 from dmfcore.provenance import check_code_fingerprint
+from dmfcore.records import aggregate_records, aggregate_trajectories, logged
 
 experiment = snakemake.wildcards.experiment
-code = snakemake.params.code
 with logged(snakemake.log[0]):
-    check_code_fingerprint(code)
-    aggregate_records(list(snakemake.input.metrics), snakemake.output.table, experiment, code)
+    check_code_fingerprint(snakemake.params.code, "records")
+    aggregate_records(
+        list(snakemake.input.metrics),
+        snakemake.output.table,
+        experiment,
+        dict(snakemake.params.producers),
+    )
     aggregate_trajectories(
         list(snakemake.input.trajectories),
         snakemake.output.trajectories,

@@ -1,5 +1,5 @@
-from dmfcore.experiment import logged
 from dmfcore.ratings import download_ratings
+from dmfcore.records import logged
 
 with logged(snakemake.log[0]):
     source = snakemake.params.source

@@ -1,6 +1,6 @@
-from dmfcore.experiment import logged
 from dmfcore.plots import draw_figure
 from dmfcore.provenance import check_code_fingerprint
+from dmfcore.records import logged
 
 w = snakemake.wildcards
 with logged(snakemake.log[0]):

@@ -2,12 +2,13 @@ from dmfcore.threads import limit_blas_threads
 
 limit_blas_threads(snakemake.threads)
 
-from dmfcore.experiment import RunOutputs, logged, run_min_nuclear_norm  # noqa: E402
+from dmfcore.baselines import run_min_nuclear_norm  # noqa: E402
+from dmfcore.records import RunOutputs, logged  # noqa: E402
 from dmfcore.provenance import check_code_fingerprint  # noqa: E402
 
 out = snakemake.output
 with logged(snakemake.log[0]):
-    check_code_fingerprint(snakemake.params.code)
+    check_code_fingerprint(snakemake.params.code, "baselines")
     run_min_nuclear_norm(
         snakemake.input.get("ground_truth"),  # none for real data
         snakemake.input.observations,

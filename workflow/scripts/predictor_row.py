@@ -1,9 +1,10 @@
-from dmfcore.experiment import logged, predictor_record
+from dmfcore.baselines import predictor_record
+from dmfcore.records import logged
 from dmfcore.provenance import check_code_fingerprint
 
 w = snakemake.wildcards
 with logged(snakemake.log[0]):
-    check_code_fingerprint(snakemake.params.code)
+    check_code_fingerprint(snakemake.params.code, "baselines")
     predictor_record(
         snakemake.input.observations,
         w.predictor,

@@ -1,8 +1,8 @@
 import pandas as pd
 
-from dmfcore.experiment import logged
 from dmfcore.plots import save_figure, theory_figure
 from dmfcore.provenance import check_code_fingerprint
+from dmfcore.records import logged
 
 with logged(snakemake.log[0]):
     check_code_fingerprint(snakemake.params.code, "plots")

@@ -6,12 +6,11 @@ from dataclasses import replace  # noqa: E402
 
 from dmfcore.backend import job_device  # noqa: E402
 from dmfcore.experiment import (
-    RunOutputs,
-    logged,
     run_dmf_batch,
     run_train_config,
 )  # noqa: E402
 from dmfcore.provenance import check_code_fingerprint  # noqa: E402
+from dmfcore.records import RunOutputs, logged  # noqa: E402
 
 members = snakemake.params.members
 configs = [run_train_config(run, snakemake.params.settings) for run in members]
@@ -22,7 +21,7 @@ outputs = [
 ]
 data = [(run.get("ground_truth"), run["observations"]) for run in members]
 with logged(snakemake.log[0]):
-    check_code_fingerprint(snakemake.params.code)
+    check_code_fingerprint(snakemake.params.code, "experiment")
     # several GPUs: this job's is the one with the fewest jobs, held while it trains
     device, gpu_claim = job_device(configs[0].device)
     run_dmf_batch(data, [replace(config, device=device) for config in configs], outputs)

@@ -6,17 +6,16 @@ from dataclasses import replace  # noqa: E402
 
 from dmfcore.backend import job_device  # noqa: E402
 from dmfcore.experiment import (
-    RunOutputs,
-    logged,
     run_dmf,
     run_train_config,
 )  # noqa: E402
 from dmfcore.provenance import check_code_fingerprint  # noqa: E402
+from dmfcore.records import RunOutputs, logged  # noqa: E402
 
 config = run_train_config(dict(snakemake.wildcards.items()), snakemake.params.settings)
 out = snakemake.output
 with logged(snakemake.log[0]):
-    check_code_fingerprint(snakemake.params.code)
+    check_code_fingerprint(snakemake.params.code, "experiment")
     # several GPUs: this job's is the one with the fewest jobs, held while it trains
     device, gpu_claim = job_device(config.device)
     run_dmf(
