@@ -178,7 +178,7 @@ class _BatchSteps:
     :meth:`advance` can be captured as a CUDA graph and replayed (:meth:`run`)."""
 
     def __init__(self, objective: BatchObjective, factors: list[Any], lrs: Any, optimizer: str, loss_threshold: float,
-                 max_iters: int, backend: Backend) -> None:
+                 max_iters: int, backend: Backend, graphs: bool, graphs_required: bool) -> None:
         import torch
 
         batch, dev = len(lrs), backend.device
@@ -197,7 +197,7 @@ class _BatchSteps:
         self.elapsed = torch.zeros(batch, **f64)
         self.loss = torch.zeros(batch, **f64)
         self.step = torch.zeros((), dtype=torch.int64, device=dev)
-        self.graph: Any = None
+        self.graphs, self.graphs_required, self.graph = graphs, graphs_required, None
 
     @property
     def w(self) -> Any:
@@ -234,11 +234,12 @@ class _BatchSteps:
         self.step += 1
         self.evaluate()
 
-    def run(self, n: int, graphs: bool, graphs_required: bool) -> None:
+    def run(self, n: int) -> None:
         """``n`` calls of :meth:`advance`: replays of its CUDA graph with ``graphs`` (captured
         at the first call; see :func:`~dmfcore.training.capture_cuda_graph`)."""
-        if graphs and self.graph is None:
-            self.graph = capture_cuda_graph(self.advance, self.state(), "a batch's training step", graphs_required)
+        if self.graphs and self.graph is None:
+            self.graph = capture_cuda_graph(self.advance, self.state(), "a batch's training step", self.graphs_required)
+            self.graphs = self.graph is not None  # a capture that failed (and was optional) is not retried
         for _ in range(n):
             self.graph.replay() if self.graph is not None else self.advance()
 
@@ -287,7 +288,8 @@ def train_batch(
     objective = batch_objective([run.observations for run in runs], backend)
     factors = [backend.asarray(np.stack([run.factors[j] for run in runs])) for j in range(len(runs[0].factors))]
     lrs = torch.tensor([float(run.lr) for run in runs], dtype=torch.float64, device=backend.device)
-    steps = _BatchSteps(objective, factors, lrs, optimizer, loss_threshold, max_iters, backend)
+    steps = _BatchSteps(objective, factors, lrs, optimizer, loss_threshold, max_iters, backend, graphs,
+                        graphs_required=bool(cuda_graphs))
     has_truth = [run.ground_truth is not None for run in runs]
     truths = backend.asarray(np.stack([run.ground_truth if run.ground_truth is not None else np.zeros(objective.shape)
                                        for run in runs])) if any(has_truth) else None
@@ -319,7 +321,7 @@ def train_batch(
         if all(finished):
             break
         n = _next_look(t + 1, check_every, record_every, max_iters, 0) - t
-        steps.run(n, graphs, graphs_required=bool(cuda_graphs))
+        steps.run(n)
         t += n
     synchronize(factors[0])
     wall = time.perf_counter() - start
