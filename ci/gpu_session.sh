@@ -32,6 +32,14 @@
 # On an H200 (2026-11-27) a record at 943 x 1682 took 61 ms with cuSOLVER's SVD (the three
 # 200,000-step runs: ~600 s of GPU time, two calls) and 21.7 ms with dmfcore.dynamics.thin_svd
 # (the three runs side by side: 412 s, one call with SKIP_TESTS=1 SKIP_BENCHMARK=1 ML_DEADLINE=545).
+#
+# With 15 minutes of GPU time (start-up ~40 s a machine): issue 10's measurements in two calls on
+# one warm machine, then Figure 3's MovieLens runs if time is left (their code changed since
+# c9e8d05, so the runs in results/ are stale):
+#   1. SKIP_MOVIELENS=1 bash ci/gpu_session.sh                          (carry .whl; ~200 s: tests, benchmark)
+#   2. SKIP_TESTS=1 SKIP_BENCHMARK=1 SKIP_MOVIELENS=1 PAPER_PRESET=1 GPU_JOBS=2 bash ci/gpu_session.sh
+#                                                                       (carry .whl; timeout_s 600)
+#   3. SKIP_TESTS=1 SKIP_BENCHMARK=1 ML_DEADLINE=545 bash ci/gpu_session.sh   (carry .gpu_data)
 set -uo pipefail
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_session}
