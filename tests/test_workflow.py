@@ -123,6 +123,21 @@ def test_dry_run_job_counts(tmp_path, configfile):
     assert counts["figure"] == sum(len(e.get("figures", [])) for e in config["experiments"].values())
 
 
+def test_paper_preset_on_a_gpu_is_nine_batched_jobs(tmp_path):
+    # what ci/gpu_session.sh (PAPER_PRESET=1) times on a GPU: each depth of an experiment (and
+    # rank) one batched job, every run in one of them, none alone
+    wf = _copy_workflow(tmp_path)
+    shutil.copytree(REPO / "presets", wf / "presets")
+    shutil.copytree(REPO / "ci", wf / "ci")
+    counts = job_counts(wf, "--configfile", "presets/paper.yaml", "ci/gpu_paper_preset.yaml")
+    batches = {rule: n for rule, n in counts.items() if rule.startswith("train_batch_")}
+    assert len(batches) == 9 and set(batches.values()) == {1} and "train_dmf" not in counts
+    res = snakemake(wf, "--dry-run", "--configfile", "presets/paper.yaml", "ci/gpu_paper_preset.yaml")
+    config = yaml.safe_load((REPO / "presets/paper.yaml").read_text())
+    trained = set(re.findall(r"results/runs/\S+?/dmf_depth\S+?_cuda_float32/matrix\.npz", res.stdout))
+    assert len(trained) == len(_expected_runs(config))
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     wf = _copy_workflow(tmp_path_factory.mktemp("wf"))
