@@ -35,11 +35,11 @@ from .optimizers import OPTIMIZERS, group_rmsprop_step
 from .problems import CompletionObservations, Observations, SensingObservations
 from .training import (
     HOST_CHECK_EVERY,
+    StepRunner,
     TrainingDivergedError,
     TrainResult,
     _next_look,
     _record,
-    capture_cuda_graph,
     mark_stops,
 )
 
@@ -175,7 +175,8 @@ class _BatchSteps:
     (:func:`~dmfcore.training.mark_stops`, at the step counter ``step``, a device value);
     :meth:`advance` updates every run from there, advances the counter and evaluates anew.
     The host looks between two calls. Since every call works on the same tensors,
-    :meth:`advance` can be captured as a CUDA graph and replayed (:meth:`run`)."""
+    :meth:`advance` can be captured as a CUDA graph and replayed (``run(n)``: n advances,
+    :class:`~dmfcore.training.StepRunner`)."""
 
     def __init__(self, objective: BatchObjective, factors: list[Any], lrs: Any, optimizer: str, loss_threshold: float,
                  max_iters: int, backend: Backend, graphs: bool, graphs_required: bool) -> None:
@@ -197,7 +198,7 @@ class _BatchSteps:
         self.elapsed = torch.zeros(batch, **f64)
         self.loss = torch.zeros(batch, **f64)
         self.step = torch.zeros((), dtype=torch.int64, device=dev)
-        self.graphs, self.graphs_required, self.graph = graphs, graphs_required, None
+        self.run = StepRunner(self.advance, self.state, "a batch's training step", graphs, graphs_required)
 
     @property
     def w(self) -> Any:
@@ -233,15 +234,6 @@ class _BatchSteps:
             f.addcmul_(g, step, value=-1.0)
         self.step += 1
         self.evaluate()
-
-    def run(self, n: int) -> None:
-        """``n`` calls of :meth:`advance`: replays of its CUDA graph with ``graphs`` (captured
-        at the first call; see :func:`~dmfcore.training.capture_cuda_graph`)."""
-        if self.graphs and self.graph is None:
-            self.graph = capture_cuda_graph(self.advance, self.state(), "a batch's training step", self.graphs_required)
-            self.graphs = self.graph is not None  # a capture that failed (and was optional) is not retried
-        for _ in range(n):
-            self.graph.replay() if self.graph is not None else self.advance()
 
 
 def train_batch(

@@ -190,6 +190,24 @@ def capture_cuda_graph(step: Callable[[], None], state: Sequence[Any], what: str
     return graph
 
 
+class StepRunner:
+    """Runs ``step()`` ``n`` times at a call: replays of its CUDA graph with ``graphs`` (captured
+    at the first call, :func:`capture_cuda_graph` with ``state()``, ``what`` and ``required``),
+    else launched from Python, as after an optional capture that failed (it is not retried)."""
+
+    def __init__(self, step: Callable[[], None], state: Callable[[], Sequence[Any]], what: str, graphs: bool,
+                 required: bool) -> None:
+        self.step, self.state, self.what, self.graphs, self.required = step, state, what, graphs, required
+        self.graph: Any = None
+
+    def __call__(self, n: int) -> None:
+        if self.graphs and self.graph is None:
+            self.graph = capture_cuda_graph(self.step, self.state(), self.what, self.required)
+            self.graphs = self.graph is not None
+        for _ in range(n):
+            self.graph.replay() if self.graph is not None else self.step()
+
+
 class _DeviceChunks:
     """Steps on torch tensors with nothing read back, the stopping test on the device.
 
@@ -208,8 +226,8 @@ class _DeviceChunks:
 
         device = factors[0].device
         self.objective, self.factors, self.ws, self.optimizer = objective, list(factors), ws, optimizer
-        self.loss_threshold, self.graphs, self.graph = loss_threshold, graphs, None
-        self.graphs_required = graphs_required
+        self.loss_threshold = loss_threshold
+        self.steps = StepRunner(self._one_step, self._state, "a training step", graphs, graphs_required)
         scalar = dict(dtype=torch.float64, device=device)
         self.active, self.elapsed = torch.ones((), **scalar), torch.zeros((), **scalar)
         self.stop_loss, self.last_finite = torch.zeros((), **scalar), torch.zeros((), **scalar)
@@ -234,11 +252,10 @@ class _DeviceChunks:
             buffer.copy_(value)
         self.step += 1
 
-    def _capture(self) -> None:
-        tensors = [*self.factors, self.active, self.elapsed, self.stop_loss, self.last_finite, self.stop, self.step,
-                   *self.state]
-        self.graph = capture_cuda_graph(self._one_step, tensors, "a training step", self.graphs_required)
-        self.graphs = self.graph is not None
+    def _state(self) -> list[Any]:
+        """Every tensor :meth:`_one_step` reads before writing it."""
+        return [*self.factors, self.active, self.elapsed, self.stop_loss, self.last_finite, self.stop, self.step,
+                *self.state]
 
     def run(self, state: Any, elapsed: Any, t: int, n: int) -> tuple[Any, Any, Any, Any, Any]:
         """Steps ``t .. t + n - 1``. Returns the optimizer state, the gradient-flow time, the
@@ -252,10 +269,7 @@ class _DeviceChunks:
         self.elapsed.copy_(_scalar_tensor(elapsed, self.elapsed))
         for buffer, value in zip(self.state, state[1:]):
             buffer.copy_(_scalar_tensor(value, buffer))
-        if self.graphs and self.graph is None:
-            self._capture()
-        for _ in range(n):
-            self.graph.replay() if self.graph is not None else self._one_step()
+        self.steps(n)
         state = self.state_type(state[0] + n, *(x.clone() for x in self.state))
         return state, self.elapsed.clone(), self.stop.clone(), self.stop_loss.clone(), self.last_finite.clone()
 
