@@ -5,6 +5,8 @@ rule ground_truth:
         "results/data/{dataset}/seed{seed}/ground_truth.log",
     wildcard_constraints:
         dataset=SYNTHETIC_ID,
+    # first: the data unlock the training jobs, which a GPU runs while the CPUs solve baselines
+    priority: 2
     conda:
         "../../envs/dmf.yaml"
     resources:
@@ -26,6 +28,7 @@ rule observations:
         "results/data/{dataset}/seed{seed}/{problem}_n{n_obs}.log",
     wildcard_constraints:
         dataset=SYNTHETIC_ID,
+    priority: 2
     conda:
         "../../envs/dmf.yaml"
     resources:
@@ -49,6 +52,7 @@ rule ratings_split:
         "results/data/{dataset}/seed{seed}/completion_n{n_obs}.log",
     wildcard_constraints:
         dataset=RATINGS_ID,
+    priority: 2
     conda:
         "../../envs/dmf.yaml"
     resources:

@@ -7,6 +7,8 @@ rule train_dmf:
         trajectory="results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/dmf_depth{depth}_{init}{init_scale}_{optimizer}_lr{lr}_stop{loss_threshold}_max{max_iters}_{device}_{dtype}/trajectory.parquet",
     log:
         "results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/dmf_depth{depth}_{init}{init_scale}_{optimizer}_lr{lr}_stop{loss_threshold}_max{max_iters}_{device}_{dtype}/run.log",
+    # before the baselines: training jobs are the longest (and a GPU idles until they start)
+    priority: 1
     # On a cluster (profiles/slurm) completion runs on the CPU take seconds and go out in
     # bundles; sensing and GPU runs take minutes and are submitted one by one.
     group:
@@ -47,6 +49,7 @@ for index, (key, members) in enumerate(BATCHES.items()):
             ],
         log:
             [f"{DMF_DIR.format(**run)}/run.log" for run in members],
+        priority: 1
         conda:
             "../../envs/dmf.yaml"
         threads: 1
