@@ -18,6 +18,10 @@ the loss threshold at 0 so that every case runs its full number of steps):
   graph, and with the default also recording every 100 steps (top 10 singular values, the
   batched SVD of every run: what the workflow's runs do). Bound: the 6 batched products at
   the measured (B, 100, 100) product rate;
+- a batch of sensing runs like the paper preset's (d = 100, depth 3, n_obs 1000 ... 5000, two
+  seeds each: 16 measurement sets, each read by one run), its sets of one size stacked into one
+  block (the default) and one block per set, and with records every 200 steps (the preset's).
+  Bound: two passes over all the measurement sets (a read-and-write copy of them);
 - one trajectory record at MovieLens 100K's shape (``dmfcore.dynamics.alignment_statistics``:
   a thin SVD of W through its Gram matrix in float64 and ``U^T grad V``), the cost the dynamics
   runs pay every ``record_every`` steps, beside library SVDs (milliseconds, no bound).
@@ -215,10 +219,40 @@ def main() -> None:
                             run_step_us=default / b, ratio_to_bound=default / bound))
         print(f"{'':30} {b:>5} {bound:9.1f} {launched:9.1f} {graphed:8.1f} {recorded:9.1f} {default / b:12.2f} "
               f"{default / bound:8.2f}")
+    sensing_batch = batched_sensing_us(args.device, w_star, (200, 300) if args.quick else PRESET_SENSING_SIZES,
+                                       max(iters // 10, 20), repeat, graphs)
     records = record_ms(device, shape, max(repeat // 20, 3))
     print(f"\none record at {shape[0]}x{shape[1]} (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in records.items()))
     print(json.dumps({"device": device, "matmul100_gflops": 2e-9 * 100**3 / mm100, "cases": results,
-                      "batched": batched, "record_ms": records}))
+                      "batched": batched, "sensing_batch": sensing_batch, "record_ms": records}))
+
+
+PRESET_SENSING_SIZES = (1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000)  # presets/paper.yaml's sensing n_obs
+
+
+def batched_sensing_us(device: str, w_star: np.ndarray, sizes: tuple[int, ...], n: int, repeat: int,
+                       graphs: bool) -> dict[str, float]:
+    """Microseconds per step of a batch of sensing runs (depth 3, two seeds per size), beside
+    two passes over all of its measurement sets."""
+    runs = [BatchRun(sample_sensing(w_star, m, seed=seed), init_factors(w_star.shape, 3, "gaussian", 1e-3, seed=seed),
+                     1e-3, ground_truth=w_star) for m in sizes for seed in (1, 2)]
+    backend = resolve_backend(device, "float32")
+    rows = 2 * sum(sizes)
+    bound = copy_seconds(backend.device, rows * w_star.size, max(repeat // 10, 3)) * 1e6
+
+    def batch_us(**kw) -> float:
+        kw = dict(optimizer="group_rmsprop", loss_threshold=0.0, cuda_graphs=graphs or None, **kw)
+        train_batch(runs, backend, max_iters=5, **kw)  # warm-up
+        return 1e6 * train_batch(runs, backend, max_iters=n, **kw)[0].wall_seconds / n
+
+    out = dict(runs=len(runs), measurements=rows, bound_us=bound, stacked_us=batch_us(),
+               per_set_us=batch_us(stack_sets=False), with_records_us=batch_us(record_every=200, top_k=10))
+    out["ratio_to_bound"] = out["stacked_us"] / bound
+    print(f"\nbatched sensing d=100, N=3: {len(runs)} runs, {len(sizes)} sizes x 2 seeds ({rows} measurements): "
+          f"bound {bound:.1f} us, sets of one size stacked {out['stacked_us']:.1f} us ({out['ratio_to_bound']:.2f} x "
+          f"bound), one block per set {out['per_set_us']:.1f} us, stacked + records every 200 steps "
+          f"{out['with_records_us']:.1f} us (us per batch step)")
+    return out
 
 
 def record_ms(device: str, shape: tuple[int, int], repeat: int) -> dict[str, float]:

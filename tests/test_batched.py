@@ -62,6 +62,18 @@ def test_a_batch_gives_each_run_its_single_run_result(device, dtype, optimizer):
         np.testing.assert_allclose(product, got.w, rtol=0, atol=1e-5 * np.abs(got.w).max())
 
 
+def test_progress_is_reported_at_every_look():
+    runs = _runs("float64", "gd")
+    calls = []
+    batch = train_batch(runs, resolve_backend("torch-cpu", "float64"), "gd", max_iters=5000, check_every=64,
+                        progress=lambda step, still: calls.append((step, still)))
+    steps, still = zip(*calls)
+    assert steps[0] == 0 and all(b - a == 64 for a, b in zip(steps, steps[1:]))
+    assert still[0] == len(runs) and still[-1] == 0 and list(still) == sorted(still, reverse=True)
+    for step, count in calls:  # a run trains until a look at or after its stopping step
+        assert count == sum(r.iterations > step for r in batch)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_cuda_graphs_replay_a_batch_s_steps(device):
     """A batch's step captured as a CUDA graph and replayed between looks gives the numbers of
@@ -84,9 +96,30 @@ def test_cuda_graphs_replay_a_batch_s_steps(device):
 def test_runs_sharing_a_measurement_set_read_it_once():
     runs = _runs("float32", "gd")
     objective = batch_objective([r.observations for r in runs], resolve_backend("torch-cpu", "float32"))
-    assert len(objective.sensing) == 1 and objective.sensing[0].runs.tolist() == [2, 3]
+    assert len(objective.sensing) == 1 and objective.sensing[0].runs.tolist() == [[2, 3]]
     completion = objective.completion  # the entries of runs 0 and 1, each in its own row of squares
     assert (completion.slot // completion.width).unique().tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_measurement_sets_of_one_size_are_one_block(device):
+    """Sets of one size, read by as many runs each, are one block (one batched product per pass
+    over A): each run's loss and gradient are those of its own set, as with one block per set."""
+    backend = resolve_backend(device, "float64")
+    a, b, c = (sample_sensing(W_STAR, m, seed=seed, dtype="float64") for m, seed in ((250, 1), (250, 2), (300, 3)))
+    sets = [a, b, c, a, b]  # a and b are read by two runs each, c by one
+    stacked, alone = (batch_objective(sets, backend, stack_sets=flag) for flag in (True, False))
+    assert sorted(block.runs.tolist() for block in stacked.sensing) == [[[0, 3], [1, 4]], [[2]]]
+    assert sorted(block.runs.tolist() for block in alone.sensing) == [[[0, 3]], [[1, 4]], [[2]]]
+    w = np.random.default_rng(0).normal(size=(len(sets), *SHAPE))
+    for objective in (stacked, alone):
+        grad = torch.empty(len(sets), *SHAPE, dtype=torch.float64, device=backend.device)
+        losses = objective.loss_and_grad(backend.asarray(w), grad).cpu().numpy()
+        for k, o in enumerate(sets):
+            residual = np.einsum("kij,ij->k", o.A, w[k]) - o.y
+            assert losses[k] == pytest.approx(np.mean(residual**2), rel=1e-12)
+            np.testing.assert_allclose(grad[k].cpu().numpy(), 2 / o.m * np.einsum("k,kij->ij", residual, o.A),
+                                       rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("device", DEVICES)

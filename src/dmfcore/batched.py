@@ -13,7 +13,9 @@ Completion: the observed entries of all runs are one gather (positions
 array of the squared residuals, zero-padded: the same sum in the same order every time (an
 ``index_add_`` would add with atomics on a GPU, in an order that varies from run to run). Sensing: runs that
 share a measurement set are one (runs x d1 d2) by (d1 d2 x m) product per step, so ``A`` is
-read twice per step (predictions and gradient) for all of them, not twice per run.
+read twice per step (predictions and gradient) for all of them, not twice per run; the sets of
+one size m (and as many runs each) are stacked, one batched product per pass for all of them
+(a grid over seeds and n_obs has a few sizes, not one set per seed: a few kernels per step).
 
 The host reads the losses every ``check_every`` steps and at records; runs record exactly
 what :func:`dmfcore.training.train` records, and a run's result is a
@@ -69,12 +71,13 @@ class _CompletionTerm:
 
 
 @dataclass
-class _SensingGroup:
-    """Runs that share one measurement matrix ``A_t`` (rows ``vec(A_k^T)``)."""
+class _SensingBlock:
+    """G measurement sets of one size m, each shared by R runs: set g (rows ``vec(A_k^T)``)
+    is ``a_t[g]``, read by the runs ``runs[g]``."""
 
-    runs: Any  # (R,) int64 run indices
-    a_t: Any  # (m, d2 d1)
-    y: Any  # (R, m)
+    runs: Any  # (G, R) int64 run indices
+    a_t: Any  # (G, m, d2 d1)
+    y: Any  # (G, R, m)
 
 
 @dataclass
@@ -84,7 +87,7 @@ class BatchObjective:
     batch: int
     shape: tuple[int, int]
     completion: _CompletionTerm | None
-    sensing: list[_SensingGroup] = field(default_factory=list)
+    sensing: list[_SensingBlock] = field(default_factory=list)
 
     def loss_and_grad(self, w: Any, grad_w: Any) -> Any:
         """Return the (B,) float64 losses and write every ``grad l_b(W_b)`` into ``grad_w`` (B, d1, d2)."""
@@ -99,20 +102,26 @@ class BatchObjective:
             squares[c.slot] = (r * r).double()
             losses = squares.reshape(self.batch, c.width).sum(dim=1) / c.m
             grad_w.reshape(-1)[c.flat_index] = r * c.scale
-        for g in self.sensing:
-            w_t = w[g.runs].mT.reshape(len(g.runs), -1)  # rows vec(W_b^T), the order of A_t's rows
-            r = w_t @ g.a_t.T - g.y  # (R, m): the first pass over A
-            m = r.shape[1]
-            losses[g.runs] = (r * r).sum(dim=1).double() / m
+        for block in self.sensing:
+            sets, per_set = block.runs.shape
+            runs = block.runs.reshape(-1)
+            w_t = w[runs].mT.reshape(sets, per_set, -1)  # rows vec(W_b^T), the order of A_t's rows
+            r = torch.bmm(w_t, block.a_t.mT) - block.y  # (G, R, m): the first pass over A
+            m = r.shape[2]
+            losses[runs] = (r * r).sum(dim=2).reshape(-1).double() / m
             r *= 2.0 / m
-            grad_t = (r @ g.a_t).reshape(len(g.runs), *self.shape[::-1])  # the second pass
-            grad_w[g.runs] = grad_t.mT
+            grad_t = torch.bmm(r, block.a_t).reshape(sets * per_set, *self.shape[::-1])  # the second pass
+            grad_w[runs] = grad_t.mT
         return losses
 
 
-def batch_objective(observations: Sequence[Observations], backend: Backend) -> BatchObjective:
+def batch_objective(observations: Sequence[Observations], backend: Backend, *,
+                    stack_sets: bool = True) -> BatchObjective:
     """One objective for the runs' observation sets (all of one shape), on a torch ``backend``.
-    Runs whose observation set is the same object share its measurement matrix."""
+    Runs whose observation set is the same object share its measurement matrix; with
+    ``stack_sets`` the sensing sets of one size, read by as many runs each, are one block (one
+    batched product per pass), without it each set is its own block (``benchmarks/gpu.py``
+    times both)."""
     import torch
 
     shape = observations[0].shape
@@ -135,16 +144,22 @@ def batch_objective(observations: Sequence[Observations], backend: Backend) -> B
             backend.asarray(np.concatenate([o.values for _, o in completion])),
             torch.as_tensor(counts, dtype=torch.float64, device=backend.device),
         )
-    groups: dict[int, list[int]] = {}
+    readers: dict[int, list[int]] = {}  # measurement set (by identity) -> the runs that read it
     for b, o in enumerate(observations):
         if isinstance(o, SensingObservations):
-            groups.setdefault(id(o), []).append(b)
+            readers.setdefault(id(o), []).append(b)
+    blocks: dict[tuple, list[list[int]]] = {}
+    for k, runs in enumerate(readers.values()):
+        key = (observations[runs[0]].m, len(runs)) + (() if stack_sets else (k,))
+        blocks.setdefault(key, []).append(runs)
     sensing = []
-    for runs in groups.values():
-        o = observations[runs[0]]
-        a_t = backend.asarray(o.A.transpose(0, 2, 1).reshape(o.m, d2 * d1))
-        y = backend.asarray(np.stack([observations[b].y for b in runs]))
-        sensing.append(_SensingGroup(backend.index_array(np.array(runs)), a_t, y))
+    for (m, *_), sets in blocks.items():
+        first = observations[sets[0][0]].A
+        a_t = np.empty((len(sets), m, d2 * d1), dtype=first.dtype)
+        for g, runs in enumerate(sets):  # one copy per set, straight into the stack
+            a_t[g].reshape(m, d2, d1)[...] = observations[runs[0]].A.transpose(0, 2, 1)
+        y = np.stack([[observations[b].y for b in runs] for runs in sets])
+        sensing.append(_SensingBlock(backend.index_array(np.array(sets)), backend.asarray(a_t), backend.asarray(y)))
     return BatchObjective(len(observations), shape, term, sensing)
 
 
@@ -247,6 +262,8 @@ def train_batch(
     top_k: int = 10,
     check_every: int = HOST_CHECK_EVERY,
     cuda_graphs: bool | None = None,
+    stack_sets: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[TrainResult]:
     """Train ``runs`` together on a torch ``backend`` with ``optimizer`` (``gd`` or
     ``group_rmsprop`` at each run's own ``lr``); one :class:`TrainResult` per run, in order.
@@ -257,7 +274,8 @@ def train_batch(
     every other diverged run). The host reads the losses every ``check_every`` steps and at
     records; on a CUDA device the steps in between are replays of one step captured as a CUDA
     graph (``cuda_graphs``, default: on CUDA; a failed capture then warns and launches the
-    kernels one by one), with the numbers of the launched steps.
+    kernels one by one), with the numbers of the launched steps. ``stack_sets``: see
+    :func:`batch_objective`. ``progress(step, still_training)`` is called at every look.
     """
     import torch
 
@@ -277,7 +295,7 @@ def train_batch(
         raise ValueError(f"cuda_graphs needs a CUDA device, got device {backend.device!r}")
     graphs = on_cuda if cuda_graphs is None else cuda_graphs
     batch = len(runs)
-    objective = batch_objective([run.observations for run in runs], backend)
+    objective = batch_objective([run.observations for run in runs], backend, stack_sets=stack_sets)
     factors = [backend.asarray(np.stack([run.factors[j] for run in runs])) for j in range(len(runs[0].factors))]
     lrs = torch.tensor([float(run.lr) for run in runs], dtype=torch.float64, device=backend.device)
     steps = _BatchSteps(objective, factors, lrs, optimizer, loss_threshold, max_iters, backend, graphs,
@@ -310,6 +328,8 @@ def train_batch(
                 _record([trajectories[b] for b in index], [step for _, step, _ in group],
                         [float(host[4, b]) for b in index], [loss for _, _, loss in group], steps.w[index],
                         steps.grad_w[index], truths[index] if truth else None, top_k, [runs[b].evaluate for b in index])
+        if progress is not None:
+            progress(t, batch - sum(finished))
         if all(finished):
             break
         n = _next_look(t + 1, check_every, record_every, max_iters, 0) - t

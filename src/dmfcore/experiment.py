@@ -15,9 +15,11 @@ import json
 import logging
 import os
 import platform
+import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -216,6 +218,22 @@ def run_dmf(
     return record
 
 
+def _progress_report(runs: int, max_iters: int, every_seconds: float = 30.0) -> Callable[[int, int], None]:
+    """A batch's progress on stderr (a job's console: a batch writes its run logs only at its
+    end) every ``every_seconds`` and when it ends: its step, how many runs still train."""
+    start = last = time.perf_counter()
+
+    def report(step: int, still_training: int) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= every_seconds or not still_training:
+            last = now
+            print(f"batch of {runs} runs: step {step} of at most {max_iters}, {still_training} still training, "
+                  f"{now - start:.0f} s", file=sys.stderr, flush=True)
+
+    return report
+
+
 def run_dmf_batch(
     data: list[tuple[str | os.PathLike | None, str | os.PathLike]],
     configs: list[TrainConfig],
@@ -261,6 +279,7 @@ def run_dmf_batch(
     results = train_batch(
         runs, backend, first.optimizer, max_iters=first.max_iters, loss_threshold=first.loss_threshold,
         record_every=(first.record_every or first.max_iters + 1) if recorded else 0, top_k=first.top_k,
+        progress=_progress_report(len(runs), first.max_iters),
     )
     records = []
     for (gt_path, obs_path), config, result, out in zip(data, configs, results, outputs):
