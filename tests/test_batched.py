@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dmfcore.backend import resolve_backend
-from dmfcore.batched import BatchRun, batch_objective, train_batch
+from dmfcore.batched import BatchObjective, BatchRun, batch_objective, train_batch
 from dmfcore.model import init_factors
 from dmfcore.optimizers import make_optimizer
 from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion, sample_sensing
@@ -60,6 +60,32 @@ def test_a_batch_gives_each_run_its_single_run_result(device, dtype, optimizer):
         # the factors are those of the stopping step: their product is the reported W
         product = got.factors[2] @ got.factors[1] @ got.factors[0]
         np.testing.assert_allclose(product, got.w, rtol=0, atol=1e-5 * np.abs(got.w).max())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_stopped_runs_leave_the_stack_with_the_same_numbers(device, monkeypatch):
+    """Once half the stack's rows have stopped, their runs leave it (the sets' blocks are
+    restacked, a run sharing its set with a run still training stays): results as without."""
+    sets = [sample_sensing(W_STAR, 250, seed=seed, dtype="float32") for seed in (1, 2, 3)]
+    sets += [sample_completion(W_STAR, 300, seed=seed) for seed in (1, 2, 3)] + [sets[0]]
+    lrs = [8e-3, 1e-2, 1.2e-2, 1.3e-2, 4e-3, 1.1e-2, 1.4e-2]  # they stop far apart: completion run 4 moves to row 1
+    runs = [BatchRun(obs, init_factors(SHAPE, 3, "gaussian", 1e-3, seed=k), lr, ground_truth=W_STAR)
+            for k, (obs, lr) in enumerate(zip(sets, lrs))]
+    sizes = []
+    select = BatchObjective.select
+    monkeypatch.setattr(BatchObjective, "select", lambda self, keep: sizes.append(len(keep)) or select(self, keep))
+    kw = dict(max_iters=5000, record_every=100, top_k=3, check_every=50)
+    compacted, whole = (train_batch(runs, resolve_backend(device, "float32"), "group_rmsprop", compact=flag, **kw)
+                        for flag in (True, False))
+    assert len(sizes) >= 2 and sizes == sorted(sizes, reverse=True) and sizes[-1] >= 1, sizes
+    assert sum(r.converged for r in whole) >= 5  # (one run goes on to max_iters: the last rows alone)
+    for a, b in zip(compacted, whole):
+        assert a.iterations == b.iterations
+        if device == "cuda":  # other batch sizes may take other kernels
+            np.testing.assert_allclose(a.w, b.w, rtol=0, atol=1e-5 * np.abs(b.w).max())
+        else:
+            assert np.array_equal(a.w, b.w) and a.flow_time == b.flow_time and a.trajectory == b.trajectory
+            assert all(np.array_equal(f, g) for f, g in zip(a.factors, b.factors))
 
 
 def test_progress_is_reported_at_every_look():

@@ -88,6 +88,7 @@ class BatchObjective:
     shape: tuple[int, int]
     completion: _CompletionTerm | None
     sensing: list[_SensingBlock] = field(default_factory=list)
+    stack_sets: bool = True
 
     def loss_and_grad(self, w: Any, grad_w: Any) -> Any:
         """Return the (B,) float64 losses and write every ``grad l_b(W_b)`` into ``grad_w`` (B, d1, d2)."""
@@ -113,6 +114,36 @@ class BatchObjective:
             grad_t = torch.bmm(r, block.a_t).reshape(sets * per_set, *self.shape[::-1])  # the second pass
             grad_w[runs] = grad_t.mT
         return losses
+
+    def select(self, keep: Sequence[int]) -> BatchObjective:
+        """The objective of the runs ``keep`` (run indices, in their new order), built on the
+        device from this one's tensors: the measurement sets their runs read, restacked."""
+        import torch
+
+        device = self.sensing[0].a_t.device if self.sensing else self.completion.y.device
+        new_of_old = np.full(self.batch, -1)
+        new_of_old[list(keep)] = np.arange(len(keep))
+        term, c = None, self.completion
+        if c is not None:
+            size = self.shape[0] * self.shape[1]
+            new_run = torch.as_tensor(new_of_old, device=device)[c.flat_index // size]
+            kept = new_run >= 0
+            if bool(kept.any()):
+                new_run = new_run[kept]
+                term = _CompletionTerm(new_run * size + c.flat_index[kept] % size,
+                                       new_run * c.width + c.slot[kept] % c.width, c.width, c.scale[kept], c.y[kept],
+                                       c.m[torch.as_tensor(list(keep), device=device)])
+        sets: dict[tuple, list[tuple[Any, Any, list[int]]]] = {}  # (m, R[, k]) -> (A_t, y rows, new runs) per set
+        for block in self.sensing:
+            for g, runs in enumerate(block.runs.tolist()):
+                rows = [k for k, b in enumerate(runs) if new_of_old[b] >= 0]
+                if rows:
+                    key = (block.a_t.shape[1], len(rows)) + (() if self.stack_sets else (len(sets),))
+                    sets.setdefault(key, []).append((block.a_t[g], block.y[g][rows], [int(new_of_old[runs[k]]) for k in rows]))
+        sensing = [_SensingBlock(torch.as_tensor([runs for _, _, runs in members], device=device),
+                                 torch.stack([a_t for a_t, _, _ in members]), torch.stack([y for _, y, _ in members]))
+                   for members in sets.values()]
+        return BatchObjective(len(keep), self.shape, term, sensing, self.stack_sets)
 
 
 def batch_objective(observations: Sequence[Observations], backend: Backend, *,
@@ -160,7 +191,7 @@ def batch_objective(observations: Sequence[Observations], backend: Backend, *,
             a_t[g].reshape(m, d2, d1)[...] = observations[runs[0]].A.transpose(0, 2, 1)
         y = np.stack([[observations[b].y for b in runs] for runs in sets])
         sensing.append(_SensingBlock(backend.index_array(np.array(sets)), backend.asarray(a_t), backend.asarray(y)))
-    return BatchObjective(len(observations), shape, term, sensing)
+    return BatchObjective(len(observations), shape, term, sensing, stack_sets)
 
 
 def _products(factors: Sequence[Any], prefix: list[Any]) -> Any:
@@ -199,6 +230,7 @@ class _BatchSteps:
 
         batch, dev = len(lrs), backend.device
         f64 = dict(dtype=torch.float64, device=dev)
+        self.backend, self.graphs, self.graphs_required = backend, graphs, graphs_required
         self.objective, self.factors, self.lrs, self.optimizer = objective, factors, lrs, optimizer
         self.loss_threshold, self.max_iters = loss_threshold, max_iters
         self.prefix = [factors[0]] + [backend.empty((batch, f.shape[1], factors[0].shape[2])) for f in factors[1:]]
@@ -223,6 +255,24 @@ class _BatchSteps:
         """Every tensor :meth:`advance` reads before writing it."""
         return [*self.factors, *self.prefix[1:], self.grad_w, self.square_avg, self.bias_power, self.active,
                 self.stop, self.stop_loss, self.last_finite, self.elapsed, self.loss, self.step]
+
+    def per_run(self) -> list[Any]:
+        """Every tensor with a row per run (the factors and lrs aside)."""
+        return [*self.prefix[1:], self.grad_w, self.square_avg, self.active, self.stop, self.stop_loss,
+                self.last_finite, self.elapsed, self.loss]
+
+    def select(self, keep: Sequence[int]) -> _BatchSteps:
+        """The steps of the runs ``keep`` (rows, in their new order) from here on: their rows
+        of every tensor, their objective, and a CUDA graph of their own at the next call."""
+        index = self.backend.index_array(np.asarray(keep))
+        new = _BatchSteps(self.objective.select(keep), [f[index] for f in self.factors], self.lrs[index],
+                          self.optimizer, self.loss_threshold, self.max_iters, self.backend, self.graphs,
+                          self.graphs_required)
+        for mine, theirs in zip(new.per_run(), self.per_run()):
+            mine.copy_(theirs[index])
+        new.bias_power.copy_(self.bias_power)
+        new.step.copy_(self.step)
+        return new
 
     def evaluate(self) -> None:
         w = _products(self.factors, self.prefix)
@@ -263,6 +313,7 @@ def train_batch(
     check_every: int = HOST_CHECK_EVERY,
     cuda_graphs: bool | None = None,
     stack_sets: bool = True,
+    compact: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[TrainResult]:
     """Train ``runs`` together on a torch ``backend`` with ``optimizer`` (``gd`` or
@@ -276,6 +327,12 @@ def train_batch(
     graph (``cuda_graphs``, default: on CUDA; a failed capture then warns and launches the
     kernels one by one), with the numbers of the launched steps. ``stack_sets``: see
     :func:`batch_objective`. ``progress(step, still_training)`` is called at every look.
+
+    ``compact``: when, at a look, half the rows of the stack hold runs that have stopped (with
+    every run that shares their measurement set), those runs leave it (their results are kept)
+    and the others go on as a smaller batch: a step then costs what the runs still training
+    cost, not what the whole batch did (a sensing set's m x d1 d2 measurements are read twice
+    a step). On torch-cpu the numbers are those of the whole batch, bit for bit.
     """
     import torch
 
@@ -305,6 +362,25 @@ def train_batch(
                                        for run in runs])) if any(has_truth) else None
     trajectories: list[dict[str, list]] = [{} for _ in runs]
     finished = [False] * batch
+    rows = list(range(batch))  # the run in each row of the stack
+    readers: dict[int, list[int]] = {}  # a sensing set's runs leave the stack together (its products keep their shape)
+    for b, run in enumerate(runs):
+        readers.setdefault(id(run.observations) if isinstance(run.observations, SensingObservations) else -1 - b,
+                           []).append(b)
+    partners = {b: group for group in readers.values() for b in group}
+    final: dict[int, tuple[np.ndarray, list[np.ndarray], np.ndarray]] = {}  # run -> W, factors, stop record
+
+    def leave(out: list[int]) -> None:
+        """Keep the final W, factors and stop record (step, loss, last finite loss, flow time)
+        of the runs in rows ``out`` on the host."""
+        index = backend.index_array(np.asarray(out))
+        w = to_numpy(steps.w[index]).astype(np.float64)
+        fs = [to_numpy(f[index]).astype(np.float64) for f in steps.factors]
+        record = torch.stack([steps.stop.double(), steps.stop_loss, steps.last_finite, steps.elapsed])[:, index]
+        record = record.cpu().numpy()
+        for k, i in enumerate(out):
+            final[rows[i]] = (w[k], [f[k] for f in fs], record[:, k])
+
     synchronize(factors[0])
     start = time.perf_counter()
     t = 0
@@ -312,41 +388,45 @@ def train_batch(
     while True:
         # the host looks at step t: one transfer of every run's state
         host = torch.stack([steps.active, steps.stop.double(), steps.stop_loss, steps.loss, steps.elapsed]).cpu().numpy()
-        recorded = []  # (run, step, loss) of the runs that record now
-        for b in range(batch):
+        recorded = []  # (row, run, step, loss) of the runs that record now
+        for i, b in enumerate(rows):
             if finished[b]:
                 continue
-            stopped = host[0, b] == 0
-            if record_every and (stopped or t % record_every == 0) and math.isfinite(host[2 if stopped else 3, b]):
+            stopped = host[0, i] == 0
+            if record_every and (stopped or t % record_every == 0) and math.isfinite(host[2 if stopped else 3, i]):
                 # a run that stopped is frozen at its stopping step: W_b is still W_b(stop)
-                recorded.append((b, int(host[1, b]) if stopped else t, float(host[2 if stopped else 3, b])))
+                recorded.append((i, b, int(host[1, i]) if stopped else t, float(host[2 if stopped else 3, i])))
             finished[b] = bool(stopped)
         for truth in (True, False):  # the runs with a ground truth (a reconstruction error), the others
-            group = [(b, step, loss) for b, step, loss in recorded if has_truth[b] == truth]
+            group = [record for record in recorded if has_truth[record[1]] == truth]
             if group:
-                index = [b for b, _, _ in group]
-                _record([trajectories[b] for b in index], [step for _, step, _ in group],
-                        [float(host[4, b]) for b in index], [loss for _, _, loss in group], steps.w[index],
-                        steps.grad_w[index], truths[index] if truth else None, top_k, [runs[b].evaluate for b in index])
+                index, which = [i for i, *_ in group], [b for _, b, *_ in group]
+                _record([trajectories[b] for b in which], [step for *_, step, _ in group],
+                        [float(host[4, i]) for i in index], [loss for *_, loss in group], steps.w[index],
+                        steps.grad_w[index], truths[which] if truth else None, top_k, [runs[b].evaluate for b in which])
         if progress is not None:
             progress(t, batch - sum(finished))
         if all(finished):
             break
+        out = [i for i, b in enumerate(rows) if all(finished[p] for p in partners[b])]
+        if compact and 2 * len(out) >= len(rows):  # half the rows are frozen: the rest go on alone
+            leave(out)
+            keep = sorted(set(range(len(rows))) - set(out))
+            steps, rows = steps.select(keep), [rows[i] for i in keep]
         n = _next_look(t + 1, check_every, record_every, max_iters, 0) - t
         steps.run(n)
         t += n
-    synchronize(factors[0])
+    synchronize(steps.factors[0])
     wall = time.perf_counter() - start
-    host = torch.stack([steps.stop.double(), steps.stop_loss, steps.last_finite, steps.elapsed]).cpu().numpy()
-    diverged = [b for b in range(batch) if not math.isfinite(host[1, b])]
+    leave(list(range(len(rows))))
+    stop = np.array([final[b][2] for b in range(batch)]).T  # step, loss, last finite loss, flow time
+    diverged = [b for b in range(batch) if not math.isfinite(stop[1, b])]
     if diverged:
         raise TrainingDivergedError("; ".join(
-            f"run {runs[b].label or b} diverged at step {int(host[0, b])}: loss is {host[1, b]} (last finite loss "
-            f"{host[2, b]:.6g}); lower the learning rate or the init scale" for b in diverged))
-    w_final = to_numpy(steps.w).astype(np.float64)
-    factors_final = [to_numpy(f).astype(np.float64) for f in factors]
+            f"run {runs[b].label or b} diverged at step {int(stop[0, b])}: loss is {stop[1, b]} (last finite loss "
+            f"{stop[2, b]:.6g}); lower the learning rate or the init scale" for b in diverged))
     return [
-        TrainResult(w_final[b], int(host[0, b]), bool(host[1, b] <= loss_threshold), float(host[1, b]), wall,
-                    float(host[3, b]), trajectories[b], factors=[f[b] for f in factors_final])
+        TrainResult(final[b][0], int(stop[0, b]), bool(stop[1, b] <= loss_threshold), float(stop[1, b]), wall,
+                    float(stop[3, b]), trajectories[b], factors=final[b][1])
         for b in range(batch)
     ]
