@@ -88,6 +88,22 @@ def test_stopped_runs_leave_the_stack_with_the_same_numbers(device, monkeypatch)
             assert all(np.array_equal(f, g) for f, g in zip(a.factors, b.factors))
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_records_on_the_host_are_those_on_the_device(device):
+    """A batch records on the host (NumPy, while the device steps on) or on the device: the same
+    steps, singular values, Theorem 3's projections and errors (the statistics over all
+    singular vectors are left out: those of ~0 singular values are any basis of their space)."""
+    runs = _runs("float64", "group_rmsprop")
+    kw = dict(max_iters=5000, record_every=100, top_k=3, check_every=64)
+    host, device_ = (train_batch(runs, resolve_backend(device, "float64"), "group_rmsprop", records_on_host=flag, **kw)
+                     for flag in (True, False))
+    for a, b in zip(host, device_):
+        assert a.iterations == b.iterations and np.array_equal(a.w, b.w)
+        assert a.trajectory["step"] == b.trajectory["step"] and a.trajectory["step"][-1] == a.iterations
+        for key in ("train_loss", "flow_time", "recon_error", "sigma_1", "sigma_2", "proj_1", "proj_2"):
+            np.testing.assert_allclose(a.trajectory[key], b.trajectory[key], rtol=1e-9, err_msg=key)
+
+
 def test_progress_is_reported_at_every_look():
     runs = _runs("float64", "gd")
     calls = []

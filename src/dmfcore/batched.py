@@ -301,6 +301,13 @@ class _BatchSteps:
         self.evaluate()
 
 
+# At d = 100 a record (an SVD, U^T grad V) costs ~1.7 ms a run on one CPU core and took 1.6-1.9
+# ms a run on an H200 (cuSOLVER's small eigenproblems and QRs); on the host it overlaps the
+# device's next steps instead of holding them up. At MovieLens' 943 x 1682 the device's 38 ms
+# beats the host's several hundred.
+HOST_RECORD_MAX_ENTRIES = 200 * 200
+
+
 def train_batch(
     runs: Sequence[BatchRun],
     backend: Backend,
@@ -314,6 +321,7 @@ def train_batch(
     cuda_graphs: bool | None = None,
     stack_sets: bool = True,
     compact: bool = True,
+    records_on_host: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[TrainResult]:
     """Train ``runs`` together on a torch ``backend`` with ``optimizer`` (``gd`` or
@@ -327,6 +335,10 @@ def train_batch(
     graph (``cuda_graphs``, default: on CUDA; a failed capture then warns and launches the
     kernels one by one), with the numbers of the launched steps. ``stack_sets``: see
     :func:`batch_objective`. ``progress(step, still_training)`` is called at every look.
+
+    ``records_on_host``: compute the records (singular values, alignment statistics, errors) with
+    NumPy from copies of the runs' matrices, while the device takes the next steps (default: for
+    matrices of at most ``HOST_RECORD_MAX_ENTRIES`` entries), else on the device.
 
     ``compact``: when, at a look, half the rows of the stack hold runs that have stopped (with
     every run that shares their measurement set), those runs leave it (their results are kept)
@@ -358,8 +370,12 @@ def train_batch(
     steps = _BatchSteps(objective, factors, lrs, optimizer, loss_threshold, max_iters, backend, graphs,
                         graphs_required=bool(cuda_graphs))
     has_truth = [run.ground_truth is not None for run in runs]
-    truths = backend.asarray(np.stack([run.ground_truth if run.ground_truth is not None else np.zeros(objective.shape)
-                                       for run in runs])) if any(has_truth) else None
+    on_host = record_every > 0 and (math.prod(objective.shape) <= HOST_RECORD_MAX_ENTRIES
+                                    if records_on_host is None else records_on_host)
+    truths = np.stack([run.ground_truth if run.ground_truth is not None else np.zeros(objective.shape)
+                       for run in runs]) if any(has_truth) else None
+    if truths is not None and not on_host:
+        truths = backend.asarray(truths)
     trajectories: list[dict[str, list]] = [{} for _ in runs]
     finished = [False] * batch
     rows = list(range(batch))  # the run in each row of the stack
@@ -397,25 +413,33 @@ def train_batch(
                 # a run that stopped is frozen at its stopping step: W_b is still W_b(stop)
                 recorded.append((i, b, int(host[1, i]) if stopped else t, float(host[2 if stopped else 3, i])))
             finished[b] = bool(stopped)
+        records = []  # _record's arguments, one group of runs each
         for truth in (True, False):  # the runs with a ground truth (a reconstruction error), the others
             group = [record for record in recorded if has_truth[record[1]] == truth]
             if group:
                 index, which = [i for i, *_ in group], [b for _, b, *_ in group]
-                _record([trajectories[b] for b in which], [step for *_, step, _ in group],
-                        [float(host[4, i]) for i in index], [loss for *_, loss in group], steps.w[index],
-                        steps.grad_w[index], truths[which] if truth else None, top_k, [runs[b].evaluate for b in which])
+                w, grad_w = steps.w[index], steps.grad_w[index]  # copies of step t's: later steps leave them
+                if on_host:
+                    w, grad_w = to_numpy(w), to_numpy(grad_w)
+                records.append(([trajectories[b] for b in which], [step for *_, step, _ in group],
+                                [float(host[4, i]) for i in index], [loss for *_, loss in group], w, grad_w,
+                                truths[which] if truth else None, top_k, [runs[b].evaluate for b in which]))
         if progress is not None:
             progress(t, batch - sum(finished))
-        if all(finished):
+        done = all(finished)
+        if not done:
+            out = [i for i, b in enumerate(rows) if all(finished[p] for p in partners[b])]
+            if compact and 2 * len(out) >= len(rows):  # half the rows are frozen: the rest go on alone
+                leave(out)
+                keep = sorted(set(range(len(rows))) - set(out))
+                steps, rows = steps.select(keep), [rows[i] for i in keep]
+            n = _next_look(t + 1, check_every, record_every, max_iters, 0) - t
+            steps.run(n)  # queued on a GPU: the host records step t's runs below while it steps
+            t += n
+        for arguments in records:
+            _record(*arguments)
+        if done:
             break
-        out = [i for i, b in enumerate(rows) if all(finished[p] for p in partners[b])]
-        if compact and 2 * len(out) >= len(rows):  # half the rows are frozen: the rest go on alone
-            leave(out)
-            keep = sorted(set(range(len(rows))) - set(out))
-            steps, rows = steps.select(keep), [rows[i] for i in keep]
-        n = _next_look(t + 1, check_every, record_every, max_iters, 0) - t
-        steps.run(n)
-        t += n
     synchronize(steps.factors[0])
     wall = time.perf_counter() - start
     leave(list(range(len(rows))))

@@ -93,7 +93,7 @@ def _test_error_on(test: CompletionObservations, backend: Any) -> Any:
     values = backend.asarray(test.values)
 
     def evaluate(w: Any) -> dict[str, float]:
-        r = w.reshape(-1)[index] - values
+        r = backend.asarray(w).reshape(-1)[index] - values  # (a batch may record on the host)
         return {"test_error": float(r @ r) / test.m}
 
     return evaluate
