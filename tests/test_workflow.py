@@ -584,6 +584,24 @@ def test_one_default_for_the_nuclear_norm_tolerance(tiny_run):
     assert set(table.loc[table["method"] == "nuclear_norm", "tol"]) == {NUCLEAR_NORM_TOL}
 
 
+def test_the_nuclear_norm_solver_setting(tiny_run, tmp_path):
+    """Left at auto it reruns nothing (existing baselines keep their params); set, it reruns the
+    baselines and what reads them, with that solver; a bad value names the setting."""
+    wf, cfg = tiny_run
+    assert job_counts(wf, "--configfile", str(cfg), "--config", "nuclear_norm_solver=auto") == {}
+    assert job_counts(wf, "--configfile", str(cfg), "--config", "nuclear_norm_solver=admm-svt") == {
+        "min_nuclear_norm": 4, "aggregate": 1, "figure": 2}
+    bad = snakemake(wf, "--dry-run", "--configfile", str(cfg), "--config", "nuclear_norm_solver=sdp", check=False)
+    assert bad.returncode != 0 and "nuclear_norm_solver" in bad.stdout + bad.stderr
+    one = _copy_workflow(tmp_path / "wf")
+    small = {"experiments": {"tiny": {**TINY["experiments"]["tiny"], "n_obs": [80], "seeds": [0], "depths": [2],
+                                      "init_scales": [0.001], "figures": ["figure1"]}},
+             "nuclear_norm_solver": "admm-svt"}
+    snakemake(one, "--cores", "2", "--configfile", str(_write_config(one / "small.yaml", small)))
+    table = pd.read_parquet(one / "results/default/tables/tiny.parquet")
+    assert set(table.loc[table["method"] == "nuclear_norm", "solver"]) == {"admm-svt"}
+
+
 # ---------------------------------------------------------------------------------------------
 # Real data: a ratings file as a dataset, beside synthetic data, in one experiment and figure.
 

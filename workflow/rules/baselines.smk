@@ -13,6 +13,7 @@ rule min_nuclear_norm:
         runtime=30,
         mem_mb=2000,
     params:
+        **NUCLEAR_NORM_SOLVER,
         tol=NUCLEAR_NORM_TOLERANCE,
         code=CODE["baselines"],
     script:

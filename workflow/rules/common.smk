@@ -42,6 +42,12 @@ CODE = {
 # name), so that presets never overwrite each other's; data and runs are shared by all.
 OUT = f"results/{config.get('name', 'default')}"
 NUCLEAR_NORM_TOLERANCE = config.get("nuclear_norm_tol", NUCLEAR_NORM_TOL)
+# a param only when set: the baselines made before this setting existed keep their params
+NUCLEAR_NORM_SOLVER = (
+    {"solver": config["nuclear_norm_solver"]}
+    if config.get("nuclear_norm_solver", "auto") != "auto"
+    else {}
+)
 
 # Path patterns (the rules spell them out in full; these build target lists). A dataset is
 # named in paths by its identity: "{d1}x{d2}_rank{rank}" for a synthetic ground truth,

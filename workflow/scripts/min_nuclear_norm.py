@@ -14,5 +14,6 @@ with logged(snakemake.log[0]):
         snakemake.input.observations,
         RunOutputs(out.matrix, out.metrics, snakemake.log[0]),
         seed=int(snakemake.wildcards.seed),
+        solver=snakemake.params.get("solver", "auto"),
         tol=snakemake.params.tol,
     )
