@@ -6,8 +6,10 @@ Every ``metrics.json`` of a training run under ``GPU_ROOT/results/runs`` whose d
 ``_<device>_<dtype>`` is paired with the run of the same path under ``CPU_ROOT`` ending in
 ``_<reference>_<dtype>``. Per pair: the iterations and the reconstruction error, relative to the
 CPU's. Prints the pairs outside the tolerances (recon error within 1e-4 relative, iterations
-within 0.5%), a summary, and as its last line one JSON object. Exit status: 0 when every pair is
-within them, 1 when some are not, 2 when no run pairs up.
+within 0.5%; ``--recon-atol`` adds an absolute allowance), a summary, and as its last line one
+JSON object. Exit status: 0 when every pair is within them, 1 when some are not, 2 when no run
+pairs up. (Recovered runs end at recon errors that rounding moves far in relative terms: two
+single fp64 runs of a 10 x 10 sensing problem, NumPy and torch-cpu, ended at 3.7e-6 and 5.2e-6.)
 
 After a GPU session (``ci/gpu_session.sh``: ``paper_preset_metrics.tar.gz``):
 
@@ -50,11 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("cpu_root", type=Path)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--reference", default="cpu")
+    parser.add_argument("--recon-atol", type=float, default=0.0)
     args = parser.parse_args(argv)
     matched = pairs(args.gpu_root, args.cpu_root, args.device, args.reference)
     rows = [(run, relative(g["iterations"], c["iterations"]), relative(g["recon_error"], c["recon_error"]))
             for run, g, c in matched]
-    outside = [row for row in rows if row[1] > ITERATIONS_RTOL or row[2] > RECON_RTOL]
+    recon_ok = {run: abs(g["recon_error"] - c["recon_error"]) <= args.recon_atol + RECON_RTOL * abs(c["recon_error"])
+                for run, g, c in matched}
+    outside = [row for row in rows if row[1] > ITERATIONS_RTOL or not recon_ok[row[0]]]
     for run, iterations, recon in outside:
         print(f"outside: {run}: iterations {iterations:.2e}, recon error {recon:.2e} relative")
     summary = {
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         "outside": len(outside),
         "max_iterations_rel": max((r[1] for r in rows), default=None),
         "max_recon_rel": max((r[2] for r in rows), default=None),
-        "tolerances": {"iterations": ITERATIONS_RTOL, "recon_error": RECON_RTOL},
+        "tolerances": {"iterations": ITERATIONS_RTOL, "recon_error": RECON_RTOL, "recon_atol": args.recon_atol},
     }
     print(f"{len(rows)} runs on {args.device} paired with {args.reference}; {len(outside)} outside the tolerances "
           f"(iterations {ITERATIONS_RTOL:.1%}, recon error {RECON_RTOL:g} relative); largest: iterations "

@@ -15,8 +15,8 @@ def _write(root: Path, seed: int, device: str, iterations: int, recon: float) ->
     (run / "metrics.json").write_text(json.dumps({"iterations": iterations, "recon_error": recon}))
 
 
-def _compare(gpu: Path, cpu: Path) -> tuple[int, list[str]]:
-    res = subprocess.run([sys.executable, str(SCRIPT), str(gpu), str(cpu)], capture_output=True, text=True)
+def _compare(gpu: Path, cpu: Path, *options: str) -> tuple[int, list[str]]:
+    res = subprocess.run([sys.executable, str(SCRIPT), str(gpu), str(cpu), *options], capture_output=True, text=True)
     return res.returncode, res.stdout.strip().splitlines()
 
 
@@ -32,6 +32,7 @@ def test_runs_pair_up_and_are_held_to_the_tolerances(tmp_path):
     assert status == 1 and summary["pairs"] == 2 and summary["outside"] == 1
     assert summary["max_recon_rel"] > 1e-4 and summary["max_iterations_rel"] < 0.005
     assert out[0].startswith("outside: ") and "seed1" in out[0]
+    assert _compare(gpu, cpu, "--recon-atol", "1e-7")[0] == 0  # 2e-8 apart
     (cpu / RUN.format(seed=1, device="cpu") / "metrics.json").write_text(
         json.dumps({"iterations": 30_000, "recon_error": 2e-5}))
     assert _compare(gpu, cpu)[0] == 0

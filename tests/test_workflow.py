@@ -446,6 +446,43 @@ def test_tiny_sensing_workflow_with_dynamics_figure(tmp_path):
         assert (wf / f"results/default/figures/sense_{fig}.png").stat().st_size > 10_000
 
 
+def test_a_batch_of_sensing_runs_writes_what_single_runs_write(tmp_path):
+    """What a GPU trains for the paper preset's sensing grid, on torch-cpu: the seeds and sizes of
+    a depth in one job (sets of one size stacked, stopped runs shed, records on the host), each
+    run as its single NumPy run in fp64."""
+    wf = _copy_workflow(tmp_path / "wf")
+    single = {"problem": "sensing", "shape": [10, 10], "ranks": [1], "n_obs": [30, 40, 60], "depths": [3],
+              "init_scales": [0.001], "seeds": [0, 1], "dtype": "float64", "record_every": 100, "top_k": 4,
+              "baselines": [], "figures": []}
+    batched = {**single, "device": "torch-cpu", "batch": True, "batch_over": ["init_scale", "lr", "seed", "n_obs"]}
+    cfg = _write_config(tmp_path / "s.yaml", {"experiments": {"single": single, "batched": batched}})
+    counts = job_counts(wf, "--configfile", str(cfg))
+    assert _batch_jobs(counts) == 1 and counts["train_dmf"] == 6
+    res = snakemake(wf, "--cores", "2", "--configfile", str(cfg))
+    assert "batch of 6 runs: step" in res.stdout + res.stderr  # its progress, on the job's console
+    keys = ["n_obs", "seed"]
+
+    def table(name):
+        return pd.read_parquet(wf / f"results/default/tables/{name}.parquet").sort_values(keys).reset_index(drop=True)
+
+    got, want = table("batched"), table("single")
+    assert len(got) == 6 and (got["batch_size"] == 6).all() and (want["batch_size"] == 1).all()
+    assert got["converged"].all() and got["iterations"].nunique() > 1  # they stop at different steps
+    assert ((got["iterations"] - want["iterations"]).abs() <= 0.005 * want["iterations"]).all()
+    # these tiny underdetermined runs end far apart when recovered (rounding grows on the way:
+    # NumPy and torch-cpu single runs of one of them end at recon errors 3.7e-6 and 5.2e-6)
+    np.testing.assert_allclose(got["recon_error"], want["recon_error"], rtol=1e-3, atol=5e-6)
+    traj = {name: pd.read_parquet(wf / f"results/default/tables/{name}_trajectories.parquet") for name in
+            ("single", "batched")}
+    for (n_obs, seed), mine in traj["batched"].groupby(keys):
+        theirs = traj["single"].query("n_obs == @n_obs and seed == @seed")
+        early = [step for step in sorted(set(mine["step"]) & set(theirs["step"])) if step <= 2000]
+        assert len(early) == 21 and mine["step"].max() == got.query("n_obs == @n_obs and seed == @seed")["iterations"].item()
+        for column in ("sigma_1", "sigma_2", "recon_error", "train_loss"):  # before rounding has grown
+            np.testing.assert_allclose(mine.set_index("step").loc[early, column],
+                                       theirs.set_index("step").loc[early, column], rtol=1e-6, err_msg=column)
+
+
 # ---------------------------------------------------------------------------------------------
 # Results you can trust: code changes rerun, exact parameters, no duplicates, lost runs rebuilt.
 
