@@ -90,6 +90,8 @@ run_preset() {
     echo "[$SECONDS s] $label: rc $?, $((SECONDS - start)) s for the whole snakemake call," \
         "$(grep -c 'Rule: train_batch' "$OUT/$label.log") batched training jobs finished" | tee -a "$OUT/session.log"
     mkdir -p "$OUT/${label}_tables" && cp "results/$name/tables/"*.parquet "$OUT/${label}_tables/" 2>/dev/null
+    python3 ci/snakemake_timeline.py "$OUT/$label.log" 2>&1 | tee "$OUT/${label}_timeline.txt" | tail -20 \
+        | tee -a "$OUT/session.log"
     # each finished GPU run's iterations and wall time (a batch's progress lines are in $label.log)
     find results/runs -path '*_cuda_*' -name metrics.json | tar -czf "$OUT/${label}_metrics.tar.gz" -T - 2>/dev/null
 }
