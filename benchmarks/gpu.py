@@ -209,8 +209,7 @@ def main() -> None:
         n = iters if b <= 64 else max(iters // 4, 20)
 
         def batch_us(**kw) -> float:
-            train_batch(runs, backend, "group_rmsprop", max_iters=20, loss_threshold=0.0, **kw)  # warm-up
-            return 1e6 * train_batch(runs, backend, "group_rmsprop", max_iters=n, loss_threshold=0.0, **kw)[0].wall_seconds / n
+            return batch_step_us(runs, backend, n, 20, **kw)
 
         launched = batch_us(cuda_graphs=False)
         graphed = batch_us(cuda_graphs=True) if graphs else math.nan
@@ -231,6 +230,13 @@ def main() -> None:
                       "batched": batched, "sensing_batch": sensing_batch, "record_ms": records}))
 
 
+def batch_step_us(runs: list[BatchRun], backend, n: int, warmup: int, **kw) -> float:
+    """Microseconds per batch step of ``n`` GroupRMSprop steps of ``runs`` (none stops: loss
+    threshold 0), after ``warmup`` steps (and a graph captured) in a run of their own."""
+    train_batch(runs, backend, "group_rmsprop", max_iters=warmup, loss_threshold=0.0, **kw)
+    return 1e6 * train_batch(runs, backend, "group_rmsprop", max_iters=n, loss_threshold=0.0, **kw)[0].wall_seconds / n
+
+
 PRESET_SENSING_SIZES = (1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000)  # presets/paper.yaml's sensing n_obs
 
 
@@ -245,9 +251,7 @@ def batched_sensing_us(device: str, w_star: np.ndarray, sizes: tuple[int, ...], 
     bound = copy_seconds(backend.device, rows * w_star.size, max(repeat // 10, 3)) * 1e6
 
     def batch_us(**kw) -> float:
-        kw = dict(optimizer="group_rmsprop", loss_threshold=0.0, cuda_graphs=graphs or None, **kw)
-        train_batch(runs, backend, max_iters=5, **kw)  # warm-up
-        return 1e6 * train_batch(runs, backend, max_iters=n, **kw)[0].wall_seconds / n
+        return batch_step_us(runs, backend, n, 5, cuda_graphs=graphs or None, **kw)
 
     out = dict(runs=len(runs), measurements=rows, bound_us=bound, stacked_us=batch_us(),
                per_set_us=batch_us(stack_sets=False), with_records_us=batch_us(record_every=200, top_k=10))

@@ -55,12 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recon-atol", type=float, default=0.0)
     args = parser.parse_args(argv)
     matched = pairs(args.gpu_root, args.cpu_root, args.device, args.reference)
-    rows = [(run, relative(g["iterations"], c["iterations"]), relative(g["recon_error"], c["recon_error"]))
-            for run, g, c in matched]
-    recon_ok = {run: abs(g["recon_error"] - c["recon_error"]) <= args.recon_atol + RECON_RTOL * abs(c["recon_error"])
-                for run, g, c in matched}
-    outside = [row for row in rows if row[1] > ITERATIONS_RTOL or not recon_ok[row[0]]]
-    for run, iterations, recon in outside:
+    rows = [(run, relative(g["iterations"], c["iterations"]), relative(g["recon_error"], c["recon_error"]),
+             abs(g["recon_error"] - c["recon_error"]) <= args.recon_atol + RECON_RTOL * abs(c["recon_error"]))
+            for run, g, c in matched]  # (run, iterations apart, recon error apart (relative), recon error within)
+    outside = [row for row in rows if row[1] > ITERATIONS_RTOL or not row[3]]
+    for run, iterations, recon, _ in outside:
         print(f"outside: {run}: iterations {iterations:.2e}, recon error {recon:.2e} relative")
     summary = {
         "pairs": len(rows),

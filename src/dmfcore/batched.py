@@ -251,15 +251,15 @@ class _BatchSteps:
     def w(self) -> Any:
         return self.prefix[-1]
 
-    def state(self) -> list[Any]:
-        """Every tensor :meth:`advance` reads before writing it."""
-        return [*self.factors, *self.prefix[1:], self.grad_w, self.square_avg, self.bias_power, self.active,
-                self.stop, self.stop_loss, self.last_finite, self.elapsed, self.loss, self.step]
-
     def per_run(self) -> list[Any]:
-        """Every tensor with a row per run (the factors and lrs aside)."""
+        """Every tensor with a row per run that :meth:`advance` reads before writing it, the
+        factors (and the read-only lrs) aside."""
         return [*self.prefix[1:], self.grad_w, self.square_avg, self.active, self.stop, self.stop_loss,
                 self.last_finite, self.elapsed, self.loss]
+
+    def state(self) -> list[Any]:
+        """Every tensor :meth:`advance` reads before writing it."""
+        return [*self.factors, *self.per_run(), self.bias_power, self.step]
 
     def select(self, keep: Sequence[int]) -> _BatchSteps:
         """The steps of the runs ``keep`` (rows, in their new order) from here on: their rows
@@ -379,11 +379,10 @@ def train_batch(
     trajectories: list[dict[str, list]] = [{} for _ in runs]
     finished = [False] * batch
     rows = list(range(batch))  # the run in each row of the stack
-    readers: dict[int, list[int]] = {}  # a sensing set's runs leave the stack together (its products keep their shape)
-    for b, run in enumerate(runs):
-        readers.setdefault(id(run.observations) if isinstance(run.observations, SensingObservations) else -1 - b,
-                           []).append(b)
-    partners = {b: group for group in readers.values() for b in group}
+    partners = {b: [b] for b in range(batch)}  # a sensing set's runs leave the stack together (its products keep their shape)
+    for block in objective.sensing:
+        for shared in block.runs.tolist():
+            partners.update((b, shared) for b in shared)
     final: dict[int, tuple[np.ndarray, list[np.ndarray], np.ndarray]] = {}  # run -> W, factors, stop record
 
     def leave(out: list[int]) -> None:
@@ -428,8 +427,8 @@ def train_batch(
             progress(t, batch - sum(finished))
         done = all(finished)
         if not done:
-            out = [i for i, b in enumerate(rows) if all(finished[p] for p in partners[b])]
-            if compact and 2 * len(out) >= len(rows):  # half the rows are frozen: the rest go on alone
+            out = [i for i, b in enumerate(rows) if all(finished[p] for p in partners[b])] if compact else []
+            if out and 2 * len(out) >= len(rows):  # half the rows are frozen: the rest go on alone
                 leave(out)
                 keep = sorted(set(range(len(rows))) - set(out))
                 steps, rows = steps.select(keep), [rows[i] for i in keep]
