@@ -173,10 +173,60 @@ def test_a_diverging_run_is_named(device):
     assert "run0" not in str(err.value)
 
 
-def test_a_batch_holds_one_shape_and_depth():
+def _mixed_depth_runs() -> list[BatchRun]:
+    """Runs of depths 1-4 interleaved, on two sensing sets each read by runs of several depths
+    and on completion sets: they stop far apart (runs leave the stack)."""
+    sensing = [sample_sensing(W_STAR, 250, seed=seed, dtype="float64") for seed in (1, 2)]
+    plan = [(3, sensing[0], 0.5), (2, sensing[0], 1.5), (4, sensing[1], 0.45), (2, sample_completion(W_STAR, 300, seed=1), 1.5),
+            (3, sensing[1], 0.4), (1, sensing[0], 1.5), (2, sensing[1], 1.4), (3, sample_completion(W_STAR, 330, seed=2), 0.5)]
+    return [BatchRun(obs, init_factors(SHAPE, depth, "gaussian", 1e-3, seed=k), lr, ground_truth=W_STAR, label=f"run{k}")
+            for k, (depth, obs, lr) in enumerate(plan)]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_runs_of_several_depths_train_in_one_batch(device, monkeypatch):
+    """Runs of depths 1-4 in one batch (a sensing set is then read once per step for the runs of
+    every depth on it): each run's result is the one it gets in a batch of its own depth, in the
+    order given, with factors of its own depth. (A set's product then has more rows, which may
+    round otherwise: to 1e-9 here.)"""
+    runs = _mixed_depth_runs()
+    backend = resolve_backend(device, "float64")
+    objective = batch_objective([r.observations for r in runs], backend)
+    assert sorted(len(set(block.runs.reshape(-1).tolist())) for block in objective.sensing) == [6]  # 2 sets, 1 block
+    assert {len(runs[b].factors) for b in objective.sensing[0].runs[0].tolist()} == {1, 2, 3}
+    kw = dict(max_iters=9000, record_every=100, top_k=3, check_every=50)
+    kept = []  # the runs of a set leave the stack together
+    select = BatchObjective.select
+    monkeypatch.setattr(BatchObjective, "select", lambda self, keep: kept.append(
+        [len(set(rows) & set(keep)) in (0, len(rows)) for block in self.sensing for rows in block.runs.tolist()])
+        or select(self, keep))
+    mixed = train_batch(runs, backend, "gd", **kw)
+    monkeypatch.setattr(BatchObjective, "select", select)
+    assert kept and all(all(together) for together in kept), kept
+    assert all(r.converged for r in mixed) and len({r.iterations for r in mixed}) == len(runs)
+    for depth in (1, 2, 3, 4):
+        mine = [k for k, run in enumerate(runs) if len(run.factors) == depth]
+        alone = train_batch([runs[k] for k in mine], backend, "gd", **kw)
+        for k, want in zip(mine, alone):
+            got = mixed[k]
+            assert len(got.factors) == depth and got.iterations == want.iterations, (k, got.iterations, want.iterations)
+            np.testing.assert_allclose(got.w, want.w, rtol=0, atol=1e-9 * np.abs(want.w).max())
+            assert got.flow_time == pytest.approx(want.flow_time, rel=1e-12)
+            assert got.trajectory["step"] == want.trajectory["step"]
+            np.testing.assert_allclose(got.trajectory["sigma_1"], want.trajectory["sigma_1"], rtol=1e-9)
+            for f, g in zip(got.factors, want.factors):
+                np.testing.assert_allclose(f, g, rtol=0, atol=1e-9 * np.abs(g).max())
+    # and a run of each depth agrees with its single run
+    for k in (5, 1, 0, 2):
+        want = _single(runs[k], "float64", "gd", max_iters=9000, record_every=100, top_k=3)
+        assert mixed[k].iterations == want.iterations
+        np.testing.assert_allclose(mixed[k].w, want.w, rtol=0, atol=1e-9 * np.abs(want.w).max())
+
+
+def test_a_batch_holds_one_end_to_end_shape():
     runs = _runs("float64", "gd")
-    deeper = BatchRun(runs[0].observations, init_factors(SHAPE, 4, "gaussian", 1e-3, seed=0), 0.5)
-    with pytest.raises(ValueError, match="one depth and shape"):
-        train_batch([runs[0], deeper], resolve_backend("torch-cpu", "float64"), "gd")
+    wider = BatchRun(runs[0].observations, init_factors((SHAPE[0], SHAPE[1] + 1), 3, "gaussian", 1e-3, seed=0), 0.5)
+    with pytest.raises(ValueError, match="one end-to-end shape"):
+        train_batch([runs[0], wider], resolve_backend("torch-cpu", "float64"), "gd")
     with pytest.raises(ValueError, match="torch devices"):
         train_batch(runs, resolve_backend("cpu", "float64"), "gd")

@@ -1,9 +1,11 @@
 """Many runs trained together on one torch device: factors with a leading batch axis.
 
-A batch holds B runs of one end-to-end shape and depth. Each run b has its own observation
-set, initial factors, learning rate, optimizer state and stopping step; every step applies
-to all of them at once, ``W_j[b] <- W_j[b] - active[b] eta_b grad_{W_j[b]}``, with batched
-matrix products (``(B, rows, cols)`` tensors). A run stops as it would alone: at the first
+A batch holds B runs of one end-to-end shape, of any depths. Each run b has its own
+observation set, initial factors, learning rate, optimizer state and stopping step; every step
+applies to all of them at once, ``W_j[b] <- W_j[b] - active[b] eta_b grad_{W_j[b]}``, with
+batched matrix products (``(runs, rows, cols)`` tensors, one stack of factors per depth). The
+objective sees only the runs' end-to-end matrices ``W_b`` (one (B, d1, d2) tensor), so runs of
+several depths on one measurement set read it once per step for all of them. A run stops as it would alone: at the first
 step whose train loss is at most ``loss_threshold`` (or at ``max_iters``); from there on its
 ``active[b]`` is 0, so its factors, its step count and its gradient-flow time stay those of
 its stopping step while the others go on. The batch ends when every run has stopped.
@@ -194,25 +196,54 @@ def batch_objective(observations: Sequence[Observations], backend: Backend, *,
     return BatchObjective(len(observations), shape, term, sensing, stack_sets)
 
 
-def _products(factors: Sequence[Any], prefix: list[Any]) -> Any:
-    """Prefix products ``P_j = W_j P_{j-1}`` of every run; returns ``W = P_N`` (B, d1, d2)."""
+@dataclass
+class _FactorStack:
+    """The runs of one factor shape (depth and widths) in a batch: rows ``start:start + runs``,
+    their factors ``W_1 .. W_N`` (each (runs, rows_j, cols_j)), prefix products ``P_j = W_j
+    P_{j-1}`` (``P_1 = W_1``; ``P_N`` is ``w``, their rows of the batch's end-to-end matrices),
+    their rows ``grad_w`` of the batch's ``grad l(W)`` and their factors' gradients."""
+
+    start: int
+    factors: list[Any]
+    prefix: list[Any]
+    w: Any
+    grad_w: Any
+    grads: list[Any]
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.factors[0].shape[0]
+
+    def products(self) -> None:
+        """``W = W_N ... W_1`` of every run, into ``w``."""
+        import torch
+
+        for j in range(1, len(self.factors)):
+            torch.matmul(self.factors[j], self.prefix[j - 1], out=self.prefix[j])
+        if len(self.factors) == 1:
+            self.w.copy_(self.factors[0])
+
+    def factor_gradients(self) -> None:
+        """``grad_{W_j} = dP_j P_{j-1}^T``, ``dP_{j-1} = W_j^T dP_j`` from ``dP_N = grad l(W)``, per run."""
+        import torch
+
+        dp = self.grad_w
+        for j in range(len(self.factors) - 1, 0, -1):
+            torch.matmul(dp, self.prefix[j - 1].mT, out=self.grads[j])
+            dp = self.factors[j].mT @ dp
+        self.grads[0].copy_(dp)
+
+
+def _factor_stack(factors: list[Any], start: int, w: Any, grad_w: Any, backend: Backend) -> _FactorStack:
+    """The stack of ``factors`` (rows ``start:`` of the batch), with buffers for its products
+    and gradients; its end-to-end matrices are rows of ``w``, their gradients of ``grad_w``."""
     import torch
 
-    prefix[0] = factors[0]
-    for j in range(1, len(factors)):
-        torch.matmul(factors[j], prefix[j - 1], out=prefix[j])
-    return prefix[-1]
-
-
-def _factor_gradients(factors: Sequence[Any], prefix: Sequence[Any], grad_w: Any, grads: list[Any]) -> None:
-    """``grad_{W_j} = dP_j P_{j-1}^T``, ``dP_{j-1} = W_j^T dP_j`` from ``dP_N = grad l(W)``, per run."""
-    import torch
-
-    dp = grad_w
-    for j in range(len(factors) - 1, 0, -1):
-        torch.matmul(dp, prefix[j - 1].mT, out=grads[j])
-        dp = factors[j].mT @ dp
-    grads[0].copy_(dp)
+    runs = factors[0].shape[0]
+    rows, rows_grad = w[start:start + runs], grad_w[start:start + runs]
+    inner = [backend.empty((runs, f.shape[1], factors[0].shape[2])) for f in factors[1:-1]]
+    prefix = [factors[0], *inner, rows][:len(factors)]
+    return _FactorStack(start, factors, prefix, rows, rows_grad, [torch.empty_like(f) for f in factors])
 
 
 class _BatchSteps:
@@ -222,20 +253,28 @@ class _BatchSteps:
     :meth:`advance` updates every run from there, advances the counter and evaluates anew.
     The host looks between two calls. Since every call works on the same tensors,
     :meth:`advance` can be captured as a CUDA graph and replayed (``run(n)``: n advances,
-    :class:`~dmfcore.training.StepRunner`)."""
+    :class:`~dmfcore.training.StepRunner`).
 
-    def __init__(self, objective: BatchObjective, factors: list[Any], lrs: Any, optimizer: str, loss_threshold: float,
-                 max_iters: int, backend: Backend, graphs: bool, graphs_required: bool) -> None:
+    ``stacks``: the factors of the runs of each factor shape, consecutive rows of the batch
+    (runs of several depths share one objective: a sensing set is read once per step for
+    every run on it, whatever its depth)."""
+
+    def __init__(self, objective: BatchObjective, stacks: list[list[Any]], lrs: Any, optimizer: str,
+                 loss_threshold: float, max_iters: int, backend: Backend, graphs: bool, graphs_required: bool) -> None:
         import torch
 
         batch, dev = len(lrs), backend.device
         f64 = dict(dtype=torch.float64, device=dev)
         self.backend, self.graphs, self.graphs_required = backend, graphs, graphs_required
-        self.objective, self.factors, self.lrs, self.optimizer = objective, factors, lrs, optimizer
+        self.objective, self.lrs, self.optimizer = objective, lrs, optimizer
         self.loss_threshold, self.max_iters = loss_threshold, max_iters
-        self.prefix = [factors[0]] + [backend.empty((batch, f.shape[1], factors[0].shape[2])) for f in factors[1:]]
-        self.grads = [torch.empty_like(f) for f in factors]
+        self.w = backend.empty((batch, *objective.shape))
         self.grad_w = backend.empty((batch, *objective.shape))
+        starts = np.cumsum([0] + [factors[0].shape[0] for factors in stacks])
+        if starts[-1] != batch:
+            raise ValueError(f"the factor stacks hold {starts[-1]} runs, the batch {batch}")
+        self.stacks = [_factor_stack(factors, int(start), self.w, self.grad_w, backend)
+                       for factors, start in zip(stacks, starts)]
         self.square_avg = torch.zeros(batch, **f64)
         self.bias_power = torch.ones((), **f64)  # alpha^t, the same for every run of the batch
         self.active = torch.ones(batch, **f64)
@@ -247,27 +286,47 @@ class _BatchSteps:
         self.step = torch.zeros((), dtype=torch.int64, device=dev)
         self.run = StepRunner(self.advance, self.state, "a batch's training step", graphs, graphs_required)
 
-    @property
-    def w(self) -> Any:
-        return self.prefix[-1]
-
     def per_run(self) -> list[Any]:
-        """Every tensor with a row per run that :meth:`advance` reads before writing it, the
-        factors (and the read-only lrs) aside."""
-        return [*self.prefix[1:], self.grad_w, self.square_avg, self.active, self.stop, self.stop_loss,
-                self.last_finite, self.elapsed, self.loss]
+        """Every tensor with a row per run of the batch that :meth:`advance` reads before
+        writing it (the read-only lrs aside)."""
+        return [self.w, self.grad_w, self.square_avg, self.active, self.stop, self.stop_loss, self.last_finite,
+                self.elapsed, self.loss]
 
     def state(self) -> list[Any]:
         """Every tensor :meth:`advance` reads before writing it."""
-        return [*self.factors, *self.per_run(), self.bias_power, self.step]
+        stacked = [x for s in self.stacks for x in (*s.factors, *s.prefix[1:-1])]
+        return [*stacked, *self.per_run(), self.bias_power, self.step]
+
+    def rows_of_stacks(self, rows: Sequence[int]) -> list[tuple[_FactorStack, list[int], list[int]]]:
+        """``rows`` (of the batch, ascending) by stack: (stack, positions in ``rows``, its own rows)."""
+        found = []
+        for s in self.stacks:
+            mine = [(k, i - s.start) for k, i in enumerate(rows) if s.start <= i < s.stop]
+            if mine:
+                found.append((s, [k for k, _ in mine], [i for _, i in mine]))
+        return found
+
+    def factors_of(self, rows: Sequence[int]) -> list[list[np.ndarray]]:
+        """The factors of the runs in ``rows`` (ascending), float64 NumPy copies, in that order."""
+        out: list[list[np.ndarray]] = [[] for _ in rows]
+        for s, where, own in self.rows_of_stacks(rows):
+            index = self.backend.index_array(np.asarray(own))
+            fs = [to_numpy(f[index]).astype(np.float64) for f in s.factors]
+            for k, k_row in enumerate(where):
+                out[k_row] = [f[k] for f in fs]
+        return out
 
     def select(self, keep: Sequence[int]) -> _BatchSteps:
-        """The steps of the runs ``keep`` (rows, in their new order) from here on: their rows
-        of every tensor, their objective, and a CUDA graph of their own at the next call."""
+        """The steps of the runs ``keep`` (rows, ascending) from here on: their rows of every
+        tensor, their objective, and a CUDA graph of their own at the next call."""
         index = self.backend.index_array(np.asarray(keep))
-        new = _BatchSteps(self.objective.select(keep), [f[index] for f in self.factors], self.lrs[index],
-                          self.optimizer, self.loss_threshold, self.max_iters, self.backend, self.graphs,
-                          self.graphs_required)
+        parts = [(s, self.backend.index_array(np.asarray(own))) for s, _, own in self.rows_of_stacks(keep)]
+        new = _BatchSteps(self.objective.select(keep), [[f[own] for f in s.factors] for s, own in parts],
+                          self.lrs[index], self.optimizer, self.loss_threshold, self.max_iters, self.backend,
+                          self.graphs, self.graphs_required)
+        for (s, own), mine in zip(parts, new.stacks):
+            for a, b in zip(mine.prefix[1:-1], s.prefix[1:-1]):
+                a.copy_(b[own])
         for mine, theirs in zip(new.per_run(), self.per_run()):
             mine.copy_(theirs[index])
         new.bias_power.copy_(self.bias_power)
@@ -275,8 +334,9 @@ class _BatchSteps:
         return new
 
     def evaluate(self) -> None:
-        w = _products(self.factors, self.prefix)
-        loss = self.objective.loss_and_grad(w, self.grad_w)
+        for s in self.stacks:
+            s.products()
+        loss = self.objective.loss_and_grad(self.w, self.grad_w)
         marks = mark_stops(loss, self.step, self.loss_threshold, self.active, self.stop, self.stop_loss,
                            self.last_finite, at_last_step=self.step >= self.max_iters)
         for buffer, value in zip((self.active, self.stop, self.stop_loss, self.last_finite, self.loss),
@@ -284,19 +344,25 @@ class _BatchSteps:
             buffer.copy_(value)
 
     def advance(self) -> None:
-        _factor_gradients(self.factors, self.prefix, self.grad_w, self.grads)
+        import torch
+
+        for s in self.stacks:
+            s.factor_gradients()
         if self.optimizer == "gd":
             eta = self.lrs
         else:
-            total = sum((g * g).sum(dim=(1, 2)).double() for g in self.grads)
+            totals = [sum((g * g).sum(dim=(1, 2)).double() for g in s.grads) for s in self.stacks]
+            total = totals[0] if len(totals) == 1 else torch.cat(totals)
             eta, square_avg, bias_power = group_rmsprop_step(self.lrs, self.square_avg, self.bias_power, total)
             self.square_avg.copy_(square_avg)
             self.bias_power.copy_(bias_power)
         eta = eta * self.active
         self.elapsed.copy_(self.elapsed + eta)
-        step = eta.to(self.factors[0].dtype)[:, None, None]
-        for f, g in zip(self.factors, self.grads):
-            f.addcmul_(g, step, value=-1.0)
+        step = eta.to(self.w.dtype)[:, None, None]
+        for s in self.stacks:
+            rows = step[s.start:s.stop]
+            for f, g in zip(s.factors, s.grads):
+                f.addcmul_(g, rows, value=-1.0)
         self.step += 1
         self.evaluate()
 
@@ -324,8 +390,9 @@ def train_batch(
     records_on_host: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[TrainResult]:
-    """Train ``runs`` together on a torch ``backend`` with ``optimizer`` (``gd`` or
-    ``group_rmsprop`` at each run's own ``lr``); one :class:`TrainResult` per run, in order.
+    """Train ``runs`` (of one end-to-end shape, any depths) together on a torch ``backend``
+    with ``optimizer`` (``gd`` or ``group_rmsprop`` at each run's own ``lr``); one
+    :class:`TrainResult` per run, in order.
 
     Recording (``record_every``, ``top_k``) is that of :func:`dmfcore.training.train`; the
     records of all runs at a step come from one batched SVD. A run whose loss becomes NaN or
@@ -354,9 +421,9 @@ def train_batch(
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     if not runs:
         return []
-    shapes = {tuple(f.shape for f in run.factors) for run in runs}
-    if len(shapes) != 1:
-        raise ValueError(f"a batch holds runs of one depth and shape; got factor shapes {sorted(shapes)}")
+    ends = {(run.factors[-1].shape[0], run.factors[0].shape[1]) for run in runs}
+    if len(ends) != 1:
+        raise ValueError(f"a batch holds runs of one end-to-end shape; got {sorted(ends)}")
     if max_iters < 0 or record_every < 0 or check_every < 1:
         raise ValueError("max_iters and record_every must be >= 0, check_every >= 1")
     on_cuda = backend.device.startswith("cuda")
@@ -364,10 +431,16 @@ def train_batch(
         raise ValueError(f"cuda_graphs needs a CUDA device, got device {backend.device!r}")
     graphs = on_cuda if cuda_graphs is None else cuda_graphs
     batch = len(runs)
-    objective = batch_objective([run.observations for run in runs], backend, stack_sets=stack_sets)
-    factors = [backend.asarray(np.stack([run.factors[j] for run in runs])) for j in range(len(runs[0].factors))]
-    lrs = torch.tensor([float(run.lr) for run in runs], dtype=torch.float64, device=backend.device)
-    steps = _BatchSteps(objective, factors, lrs, optimizer, loss_threshold, max_iters, backend, graphs,
+    # the runs of one factor shape (depth, widths) are consecutive rows: one stack of factors
+    shapes = [tuple(f.shape for f in run.factors) for run in runs]
+    rows = sorted(range(batch), key=lambda b: (len(shapes[b]), shapes[b]))  # the run in each row of the stack
+    objective = batch_objective([runs[b].observations for b in rows], backend, stack_sets=stack_sets)
+    stacks = []
+    for shape in sorted(set(shapes), key=lambda shape: (len(shape), shape)):
+        members = [b for b in rows if shapes[b] == shape]
+        stacks.append([backend.asarray(np.stack([runs[b].factors[j] for b in members])) for j in range(len(shape))])
+    lrs = torch.tensor([float(runs[b].lr) for b in rows], dtype=torch.float64, device=backend.device)
+    steps = _BatchSteps(objective, stacks, lrs, optimizer, loss_threshold, max_iters, backend, graphs,
                         graphs_required=bool(cuda_graphs))
     has_truth = [run.ground_truth is not None for run in runs]
     on_host = record_every > 0 and (math.prod(objective.shape) <= HOST_RECORD_MAX_ENTRIES
@@ -378,10 +451,10 @@ def train_batch(
         truths = backend.asarray(truths)
     trajectories: list[dict[str, list]] = [{} for _ in runs]
     finished = [False] * batch
-    rows = list(range(batch))  # the run in each row of the stack
     partners = {b: [b] for b in range(batch)}  # a sensing set's runs leave the stack together (its products keep their shape)
     for block in objective.sensing:
         for shared in block.runs.tolist():
+            shared = [rows[i] for i in shared]
             partners.update((b, shared) for b in shared)
     final: dict[int, tuple[np.ndarray, list[np.ndarray], np.ndarray]] = {}  # run -> W, factors, stop record
 
@@ -390,13 +463,13 @@ def train_batch(
         of the runs in rows ``out`` on the host."""
         index = backend.index_array(np.asarray(out))
         w = to_numpy(steps.w[index]).astype(np.float64)
-        fs = [to_numpy(f[index]).astype(np.float64) for f in steps.factors]
+        fs = steps.factors_of(out)
         record = torch.stack([steps.stop.double(), steps.stop_loss, steps.last_finite, steps.elapsed])[:, index]
         record = record.cpu().numpy()
         for k, i in enumerate(out):
-            final[rows[i]] = (w[k], [f[k] for f in fs], record[:, k])
+            final[rows[i]] = (w[k], fs[k], record[:, k])
 
-    synchronize(factors[0])
+    synchronize(steps.w)
     start = time.perf_counter()
     t = 0
     steps.evaluate()
@@ -439,7 +512,7 @@ def train_batch(
             _record(*arguments)
         if done:
             break
-    synchronize(steps.factors[0])
+    synchronize(steps.w)
     wall = time.perf_counter() - start
     leave(list(range(len(rows))))
     stop = np.array([final[b][2] for b in range(batch)]).T  # step, loss, last finite loss, flow time
