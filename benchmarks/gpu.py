@@ -22,7 +22,9 @@ the loss threshold at 0 so that every case runs its full number of steps):
 - a batch of sensing runs like the paper preset's (d = 100, depth 3, n_obs 1000 ... 5000, two
   seeds each: 16 measurement sets, each read by one run), its sets of one size stacked into one
   block (the default) and one block per set, and with records every 200 steps (the preset's).
-  Bound: two passes over all the measurement sets (a read-and-write copy of them);
+  Bound: two passes over all the measurement sets (a read-and-write copy of them). Then depths
+  2, 3 and 4 on those sets (the preset trains the three on every set): one batch, which reads a
+  set once per step for the three, against one batch per depth (their step times added up);
 - one trajectory record at MovieLens 100K's shape (``dmfcore.dynamics.alignment_statistics``:
   a thin SVD of W through its Gram matrix in float64 and ``U^T grad V``), the cost the dynamics
   runs pay every ``record_every`` steps, beside library SVDs (milliseconds, no bound).
@@ -260,6 +262,19 @@ def batched_sensing_us(device: str, w_star: np.ndarray, sizes: tuple[int, ...], 
           f"bound {bound:.1f} us, sets of one size stacked {out['stacked_us']:.1f} us ({out['ratio_to_bound']:.2f} x "
           f"bound), one block per set {out['per_set_us']:.1f} us, stacked + records every 200 steps "
           f"{out['with_records_us']:.1f} us (us per batch step)")
+    # the preset trains depths 2, 3 and 4 on every set: one batch (a set read once per step for
+    # the three) against a batch per depth (each reads every set: the steps of the three add up)
+    depths = (2, 3, 4)
+    by_depth = {depth: [BatchRun(run.observations, init_factors(w_star.shape, depth, "gaussian", 1e-3, seed=k), 1e-3,
+                                 ground_truth=w_star) for k, run in enumerate(runs)] for depth in depths}
+    one_batch = batch_step_us([run for depth in depths for run in by_depth[depth]], backend, n, 5,
+                              cuda_graphs=graphs or None)
+    per_depth = {depth: batch_step_us(by_depth[depth], backend, n, 5, cuda_graphs=graphs or None) for depth in depths}
+    out.update(depths_one_batch_us=one_batch, depths_per_batch_us=per_depth,
+               depths_speedup=sum(per_depth.values()) / one_batch)
+    print(f"depths 2, 3, 4 on those sets ({len(depths) * len(runs)} runs): one batch {one_batch:.1f} us per step, "
+          f"a batch per depth " + " + ".join(f"{per_depth[d]:.1f}" for d in depths) +
+          f" = {sum(per_depth.values()):.1f} us ({out['depths_speedup']:.2f}x; bound of one batch {bound:.1f} us)")
     return out
 
 

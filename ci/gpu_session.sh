@@ -14,7 +14,7 @@
 # Timeline (SECONDS since the start): the MovieLens runs (depths 3, 2, 1, one process each) start
 # first and share the GPU with the GPU tests; with PRESET_SLICE=1, ci/gpu_preset_slice.yaml (40
 # runs of the paper preset as one batched job, through snakemake) trains next, and with
-# PAPER_PRESET=1 the whole preset (ci/gpu_paper_preset.yaml: 9 batched jobs), GPU_JOBS (default 1) of
+# PAPER_PRESET=1 the whole preset (ci/gpu_paper_preset.yaml: 3 batched jobs), GPU_JOBS (default 1) of
 # them at a time on the GPU; at ML_DEADLINE
 # (default 400 s) any MovieLens run still running is stopped (each leaves its checkpoint of the
 # last 10,000 steps); then the benchmark runs with the GPU to itself. Writes under $OUT:
@@ -37,9 +37,10 @@
 # one warm machine (the machine goes back 30 s after a call: send the second at once), then
 # Figure 3's MovieLens runs in a later session (their code changed since c9e8d05, so the runs in
 # results/ are stale). On 2026-11-27 (H200) call 1 took 190 s and call 2 its whole 560 s: 3 of
-# the 9 batched jobs finished (the sensing batches take minutes each), so it needs all the rest:
+# the then 9 batched jobs (one per depth) finished, the sensing batches taking minutes each; the
+# overlay now batches the depths together (3 jobs, all side by side with GPU_JOBS=3):
 #   1. SKIP_MOVIELENS=1 bash ci/gpu_session.sh                          (carry .whl; ~230 s: tests, benchmark)
-#   2. SKIP_TESTS=1 SKIP_BENCHMARK=1 SKIP_MOVIELENS=1 PAPER_PRESET=1 GPU_JOBS=2 bash ci/gpu_session.sh
+#   2. SKIP_TESTS=1 SKIP_BENCHMARK=1 SKIP_MOVIELENS=1 PAPER_PRESET=1 GPU_JOBS=3 bash ci/gpu_session.sh
 #                                                                       (carry .whl; timeout_s 600)
 #   3. SKIP_TESTS=1 SKIP_BENCHMARK=1 ML_DEADLINE=545 bash ci/gpu_session.sh   (carry .gpu_data)
 # Then the preset's GPU runs against the same runs on the CPU (here: the default configuration's
@@ -95,7 +96,7 @@ run_preset() {
     # each finished GPU run's iterations and wall time (a batch's progress lines are in $label.log)
     find results/runs -path '*_cuda_*' -name metrics.json | tar -czf "$OUT/${label}_metrics.tar.gz" -T - 2>/dev/null
 }
-# one slice of the paper preset (40 runs, one batched job); the whole preset (9 batched jobs)
+# one slice of the paper preset (40 runs, one batched job); the whole preset (3 batched jobs)
 [ "${PRESET_SLICE:-0}" = 1 ] && run_preset preset_slice gpu_preset_slice "${PRESET_TIMEOUT:-240}" ci/gpu_preset_slice.yaml
 [ "${PAPER_PRESET:-0}" = 1 ] && run_preset paper_preset paper "${PAPER_PRESET_TIMEOUT:-540}" presets/paper.yaml \
     ci/gpu_paper_preset.yaml

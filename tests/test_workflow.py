@@ -123,19 +123,25 @@ def test_dry_run_job_counts(tmp_path, configfile):
     assert counts["figure"] == sum(len(e.get("figures", [])) for e in config["experiments"].values())
 
 
-def test_paper_preset_on_a_gpu_is_nine_batched_jobs(tmp_path):
-    # what ci/gpu_session.sh (PAPER_PRESET=1) times on a GPU: each depth of an experiment (and
-    # rank) one batched job, every run in one of them, none alone
+def test_paper_preset_on_a_gpu_is_three_batched_jobs(tmp_path):
+    # what ci/gpu_session.sh (PAPER_PRESET=1) times on a GPU: each problem and rank one batched
+    # job of every depth (a sensing set read once per step by its runs of all depths), every run
+    # in one of them, none alone
     wf = _copy_workflow(tmp_path)
     shutil.copytree(REPO / "presets", wf / "presets")
     shutil.copytree(REPO / "ci", wf / "ci")
     counts = job_counts(wf, "--configfile", "presets/paper.yaml", "ci/gpu_paper_preset.yaml")
     batches = {rule: n for rule, n in counts.items() if rule.startswith("train_batch_")}
-    assert len(batches) == 9 and set(batches.values()) == {1} and "train_dmf" not in counts
+    assert len(batches) == 3 and set(batches.values()) == {1} and "train_dmf" not in counts
     res = snakemake(wf, "--dry-run", "--configfile", "presets/paper.yaml", "ci/gpu_paper_preset.yaml")
     config = yaml.safe_load((REPO / "presets/paper.yaml").read_text())
     trained = set(re.findall(r"results/runs/\S+?/dmf_depth\S+?_cuda_float32/matrix\.npz", res.stdout))
     assert len(trained) == len(_expected_runs(config))
+    # each job's outputs: 200 runs of depths 2, 3 and 4
+    for job in re.split(r"\n(?=\S*rule train_batch_)", res.stdout)[1:]:
+        runs = set(re.findall(r"dmf_depth(\d)\S+?/matrix\.npz", job.split("log:")[0]))
+        outputs = re.findall(r"results/runs/\S+?/matrix\.npz", job.split("log:")[0])
+        assert len(set(outputs)) == 200 and runs == {"2", "3", "4"}, (len(set(outputs)), runs)
 
 
 @pytest.fixture(scope="module")
@@ -447,26 +453,27 @@ def test_tiny_sensing_workflow_with_dynamics_figure(tmp_path):
 
 
 def test_a_batch_of_sensing_runs_writes_what_single_runs_write(tmp_path):
-    """What a GPU trains for the paper preset's sensing grid, on torch-cpu: the seeds and sizes of
-    a depth in one job (sets of one size stacked, stopped runs shed, records on the host), each
-    run as its single NumPy run in fp64."""
+    """What a GPU trains for the paper preset's sensing grid, on torch-cpu: the depths, seeds and
+    sizes in one job (a set read once per step by the runs of both depths, sets of one size
+    stacked, stopped runs shed, records on the host), each run as its single NumPy run in fp64."""
     wf = _copy_workflow(tmp_path / "wf")
-    single = {"problem": "sensing", "shape": [10, 10], "ranks": [1], "n_obs": [30, 40, 60], "depths": [3],
+    single = {"problem": "sensing", "shape": [10, 10], "ranks": [1], "n_obs": [30, 40, 60], "depths": [2, 3],
               "init_scales": [0.001], "seeds": [0, 1], "dtype": "float64", "record_every": 100, "top_k": 4,
               "baselines": [], "figures": []}
-    batched = {**single, "device": "torch-cpu", "batch": True, "batch_over": ["init_scale", "lr", "seed", "n_obs"]}
+    batched = {**single, "device": "torch-cpu", "batch": True,
+               "batch_over": ["init_scale", "lr", "seed", "n_obs", "depth"]}
     cfg = _write_config(tmp_path / "s.yaml", {"experiments": {"single": single, "batched": batched}})
     counts = job_counts(wf, "--configfile", str(cfg))
-    assert _batch_jobs(counts) == 1 and counts["train_dmf"] == 6
+    assert _batch_jobs(counts) == 1 and counts["train_dmf"] == 12
     res = snakemake(wf, "--cores", "2", "--configfile", str(cfg))
-    assert "batch of 6 runs: step" in res.stdout + res.stderr  # its progress, on the job's console
-    keys = ["n_obs", "seed"]
+    assert "batch of 12 runs: step" in res.stdout + res.stderr  # its progress, on the job's console
+    keys = ["depth", "n_obs", "seed"]
 
     def table(name):
         return pd.read_parquet(wf / f"results/default/tables/{name}.parquet").sort_values(keys).reset_index(drop=True)
 
     got, want = table("batched"), table("single")
-    assert len(got) == 6 and (got["batch_size"] == 6).all() and (want["batch_size"] == 1).all()
+    assert len(got) == 12 and (got["batch_size"] == 12).all() and (want["batch_size"] == 1).all()
     assert got["converged"].all() and got["iterations"].nunique() > 1  # they stop at different steps
     assert ((got["iterations"] - want["iterations"]).abs() <= 0.005 * want["iterations"]).all()
     # these tiny underdetermined runs end far apart when recovered (rounding grows on the way:
@@ -474,10 +481,11 @@ def test_a_batch_of_sensing_runs_writes_what_single_runs_write(tmp_path):
     np.testing.assert_allclose(got["recon_error"], want["recon_error"], rtol=1e-3, atol=5e-6)
     traj = {name: pd.read_parquet(wf / f"results/default/tables/{name}_trajectories.parquet") for name in
             ("single", "batched")}
-    for (n_obs, seed), mine in traj["batched"].groupby(keys):
-        theirs = traj["single"].query("n_obs == @n_obs and seed == @seed")
+    for (depth, n_obs, seed), mine in traj["batched"].groupby(keys):
+        which = "depth == @depth and n_obs == @n_obs and seed == @seed"
+        theirs = traj["single"].query(which)
         early = [step for step in sorted(set(mine["step"]) & set(theirs["step"])) if step <= 2000]
-        assert len(early) == 21 and mine["step"].max() == got.query("n_obs == @n_obs and seed == @seed")["iterations"].item()
+        assert len(early) == 21 and mine["step"].max() == got.query(which)["iterations"].item()
         for column in ("sigma_1", "sigma_2", "recon_error", "train_loss"):  # before rounding has grown
             np.testing.assert_allclose(mine.set_index("step").loc[early, column],
                                        theirs.set_index("step").loc[early, column], rtol=1e-6, err_msg=column)

@@ -240,22 +240,24 @@ def run_dmf_batch(
     outputs: list[RunOutputs],
     labels: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train runs of one shape, depth, init, optimizer, stopping rule, recording, device and
-    dtype together on one torch device (:func:`dmfcore.batched.train_batch`); run k trains on
-    ``data[k]`` (ground truth or None, observations) with ``configs[k]`` (its own init scale,
-    learning rate and seed) and writes ``outputs[k]`` as :func:`run_dmf` would.
+    """Train runs of one shape, init, optimizer, stopping rule, recording, device and dtype
+    together on one torch device (:func:`dmfcore.batched.train_batch`); run k trains on
+    ``data[k]`` (ground truth or None, observations) with ``configs[k]`` (its own depth, init
+    scale, learning rate and seed) and writes ``outputs[k]`` as :func:`run_dmf` would.
 
     Runs on the same observation file share it (a sensing set's measurement matrix is read
-    once per step for all of them). Batches do not checkpoint: a killed batch trains again.
+    once per step for all of them, of every depth). Batches do not checkpoint: a killed batch
+    trains again.
     """
     from .batched import BatchRun, train_batch
 
-    own = ("init_scale", "lr", "seed")
+    own = ("depth", "init_scale", "lr", "seed")
     shared = {k: v for k, v in asdict(configs[0]).items() if k not in own}
     for config in configs[1:]:
         other = {k: v for k, v in asdict(config).items() if k not in own}
         if other != shared:
-            raise ValueError(f"a batch's runs differ only in init_scale, lr, seed and data; got {shared} and {other}")
+            raise ValueError(f"a batch's runs differ only in depth, init_scale, lr, seed and data; "
+                             f"got {shared} and {other}")
     if not len(data) == len(outputs) == len(configs):
         raise ValueError(f"a batch needs data and outputs for each of its {len(configs)} runs")
     recording = {out.trajectory is not None for out in outputs}

@@ -485,8 +485,10 @@ RUN_SETTINGS = run_recording_settings()
 # is the rest of the path: with the default, adding a seed, an n_obs value or a depth makes new
 # batches and keeps the others, and adding an init scale or a learning rate retrains its batch
 # (a job's outputs are all its runs' files). Batching over seeds and n_obs makes larger
-# batches (fewer GPU jobs) at the price of retraining a batch when a seed or n_obs joins it.
-BATCHABLE = ("init_scale", "lr", "seed", "n_obs")
+# batches (fewer GPU jobs) at the price of retraining a batch when a seed or n_obs joins it;
+# batching over depth too puts the runs of every depth on a sensing set in one job, which
+# then reads the set once per step for all of them (not once per depth).
+BATCHABLE = ("init_scale", "lr", "seed", "n_obs", "depth")
 
 
 def batched(exp, device):
