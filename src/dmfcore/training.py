@@ -142,7 +142,8 @@ def _plain(value: Any) -> Any:
 # and for batches on torch-cpu. Between looks a step is a replayed CUDA graph: on an H200
 # (benchmarks/gpu.py, 2026-11-27) depth 3 at d = 100 took 115 us a step that way, 262 us looking
 # every step and 516 us with the steps between looks launched from Python (the device-side
-# stopping test adds a dozen small kernels); at 943 x 1682 the three are within 10%.
+# stopping test then added about 20 small kernels a step; a chunk now only stores its losses and
+# is replayed up to a stop); at 943 x 1682 the three are within 10%.
 HOST_CHECK_EVERY = 100
 
 
@@ -209,19 +210,22 @@ class StepRunner:
 
 
 class _DeviceChunks:
-    """Steps on torch tensors with nothing read back, the stopping test on the device.
+    """Steps on torch tensors with nothing read back until the chunk's end.
 
-    The first step whose loss is at most ``loss_threshold`` or not finite stops the run there:
-    its update and every later one is multiplied by 0, so the factors stay those of that step,
-    exactly as if the loop had stopped (its gradients are finite, and a non-finite loss ends
-    the run anyway). Every step works on the same tensors (factors, workspace, and 0-d
-    buffers for the optimizer state, the gradient-flow time, the step and the stopping
-    record), so that one step can be captured as a CUDA graph and replayed (``graphs=True``):
-    the same kernels on the same buffers, launched at once, with the same numbers.
+    Every step writes its loss into a device buffer (``losses[j]``: the loss at step ``t + j``)
+    and applies its update; the host then reads the chunk's losses in one transfer. If step
+    ``t + k`` stopped the run (loss at most ``loss_threshold``, or not finite), the factors
+    and optimizer state are put back to the chunk's start and its first ``k`` steps replayed:
+    the same kernels on the same buffers, so the factors are those of step ``t + k`` bit for
+    bit, as if the loop had stopped there. The stopping test thus costs nothing per step (a
+    test on the device is about 20 small kernels, a fifth of a step at d = 100 replayed as a
+    CUDA graph); a run pays at most one chunk twice, at its end. Every step works on the same
+    tensors (factors, workspace, the 0-d optimizer state, gradient-flow time and position in
+    the chunk), so one step can be captured as a CUDA graph and replayed (``graphs=True``).
     """
 
     def __init__(self, objective: Objective, factors: Sequence[Any], ws: Any, optimizer: Optimizer, state: Any,
-                 loss_threshold: float, graphs: bool, graphs_required: bool = True) -> None:
+                 loss_threshold: float, graphs: bool, graphs_required: bool = True, capacity: int = 1) -> None:
         import torch
 
         device = factors[0].device
@@ -229,49 +233,62 @@ class _DeviceChunks:
         self.loss_threshold = loss_threshold
         self.steps = StepRunner(self._one_step, self._state, "a training step", graphs, graphs_required)
         scalar = dict(dtype=torch.float64, device=device)
-        self.active, self.elapsed = torch.ones((), **scalar), torch.zeros((), **scalar)
-        self.stop_loss, self.last_finite = torch.zeros((), **scalar), torch.zeros((), **scalar)
-        self.stop, self.step = (torch.zeros((), dtype=torch.int64, device=device) for _ in range(2))
+        self.elapsed = torch.zeros((), **scalar)
+        self.losses = torch.zeros(capacity, **scalar)
+        self.index = torch.zeros(1, dtype=torch.int64, device=device)  # the step's position in the chunk
         self.state_type = type(state)
         self.state = [torch.zeros((), **scalar) for _ in state[1:]]  # every field but the step count
 
     def _one_step(self) -> None:
         """One step from the buffers into the buffers (the function a CUDA graph captures)."""
         w = forward(self.factors, self.ws)
-        loss = self.objective.loss_and_grad(w, self.ws.grad_w_t)
-        marks = mark_stops(loss, self.step, self.loss_threshold, self.active, self.stop, self.stop_loss,
-                           self.last_finite)
+        # index_copy_, not losses[index] = ...: a tensor index there is read by the host
+        self.losses.index_copy_(0, self.index, self.objective.loss_and_grad(w, self.ws.grad_w_t).reshape(1))
         state = self.state_type(0, *self.state)  # the count is the host's: no field uses it on the device
         grads = backward(self.factors, self.ws)
         eta, state = self.optimizer.step_size(state, [self.ws.grad_flat])
-        eta = marks[0] * eta  # active * eta: 0 freezes a run that has stopped, without a branch
         _apply(self.factors, grads, self.ws, eta)
-        elapsed = self.elapsed + eta
-        for buffer, value in zip([self.active, self.stop, self.stop_loss, self.last_finite, self.elapsed,
-                                  *self.state], [*marks, elapsed, *state[1:]]):
+        self.elapsed.add_(eta)
+        for buffer, value in zip(self.state, state[1:]):
             buffer.copy_(value)
-        self.step += 1
+        self.index += 1
 
     def _state(self) -> list[Any]:
         """Every tensor :meth:`_one_step` reads before writing it."""
-        return [*self.factors, self.active, self.elapsed, self.stop_loss, self.last_finite, self.stop, self.step,
-                *self.state]
+        return [*self.factors, self.elapsed, self.index, *self.state]
 
-    def run(self, state: Any, elapsed: Any, t: int, n: int) -> tuple[Any, Any, Any, Any, Any]:
-        """Steps ``t .. t + n - 1``. Returns the optimizer state, the gradient-flow time, the
-        stopping step (``t + n`` if none), the loss there and the last finite loss seen (NaN if
-        none), as device values."""
-        self.active.fill_(1.0)
-        self.stop.fill_(t + n)
-        self.stop_loss.fill_(math.nan)
-        self.last_finite.fill_(math.nan)
-        self.step.fill_(t)
+    def _start(self, state: Any, elapsed: Any) -> None:
+        self.index.fill_(0)
         self.elapsed.copy_(_scalar_tensor(elapsed, self.elapsed))
         for buffer, value in zip(self.state, state[1:]):
             buffer.copy_(_scalar_tensor(value, buffer))
+
+    def run(self, state: Any, elapsed: Any, t: int, n: int) -> tuple[Any, Any, int, float, float]:
+        """Steps ``t .. t + n - 1`` (``n`` at most ``capacity``), up to the first that stops the
+        run. Returns the optimizer state and the gradient-flow time (device values), the
+        stopping step (``t + n`` if none), the loss there (NaN if none) and the last finite
+        loss seen (NaN if none); the host reads the losses once."""
+        if n > self.losses.shape[0]:
+            raise ValueError(f"a chunk of {n} steps exceeds the buffer of {self.losses.shape[0]} losses")
+        start = [f.clone() for f in self.factors]
+        self._start(state, elapsed)
         self.steps(n)
-        state = self.state_type(state[0] + n, *(x.clone() for x in self.state))
-        return state, self.elapsed.clone(), self.stop.clone(), self.stop_loss.clone(), self.last_finite.clone()
+        losses = self.losses[:n].tolist()
+        stops = [k for k, loss in enumerate(losses) if not (math.isfinite(loss) and loss > self.loss_threshold)]
+        finite = [loss for loss in losses[:stops[0] + 1 if stops else n] if math.isfinite(loss)]
+        last_finite = finite[-1] if finite else math.nan
+        if not stops:
+            return self._end(state, n), self.elapsed.clone(), t + n, math.nan, last_finite
+        k = stops[0]
+        if math.isfinite(losses[k]):  # the factors of step t + k: the chunk again, up to there
+            for f, saved in zip(self.factors, start):
+                f.copy_(saved)
+            self._start(state, elapsed)
+            self.steps(k)
+        return self._end(state, k), self.elapsed.clone(), t + k, losses[k], last_finite
+
+    def _end(self, state: Any, n: int) -> Any:
+        return self.state_type(state[0] + n, *(x.clone() for x in self.state))
 
 
 def _scalar_tensor(value: Any, like: Any) -> Any:
@@ -292,7 +309,7 @@ def mark_stops(loss: Any, step: int, loss_threshold: float, active: Any, stop: A
     import torch
 
     running = active > 0
-    finite = torch.isfinite(loss)
+    finite = loss.abs() < math.inf  # isfinite in two kernels, not four
     stopping = running & ~(finite & (loss > loss_threshold))
     if at_last_step is not False:  # True, or a bool tensor (a CUDA graph's step counter against max_iters)
         stopping = stopping | (running & at_last_step)
@@ -346,9 +363,10 @@ def train(
     checkpoint of itself (:class:`Checkpointing`).
 
     On torch tensors ``check_every=k`` reads the loss only every ``k`` steps and at records and
-    checkpoints (reading a GPU value waits for the GPU); in between, the loss, the step size and
-    the stopping test stay on the device (:class:`_DeviceChunks`): ``iterations``, ``w`` and
-    every recorded number are those of the step-by-step loop, bit for bit. With
+    checkpoints (reading a GPU value waits for the GPU); in between, the losses and the step
+    size stay on the device, and a chunk that passes a stop is replayed up to it
+    (:class:`_DeviceChunks`): ``iterations``, ``w`` and every recorded number are those of the
+    step-by-step loop, bit for bit. With
     ``cuda_graphs`` (CUDA only, with ``check_every > 1``) a step is captured once as a CUDA
     graph and the steps between two looks are replays of it: no Python and no launch per
     kernel, the same numbers. Defaults: on a CUDA device ``check_every`` is
@@ -426,11 +444,9 @@ def train(
             if n > 0:
                 if chunks is None:
                     chunks = _DeviceChunks(objective, factors, ws, optimizer, state, loss_threshold, cuda_graphs,
-                                           required_graphs)
+                                           required_graphs, capacity=check_every)
                 state, elapsed, stop, stop_loss, chunk_last_finite = chunks.run(state, elapsed, t, n)
-                # the host looks: one transfer (stop < 2^53 is exact in float64)
-                stop, stop_loss, chunk_last_finite = _host_values(stop.double(), stop_loss, chunk_last_finite)
-                stopped, t = stop < t + n, int(stop)
+                stopped, t = stop < t + n, stop
                 last_finite = chunk_last_finite if math.isfinite(chunk_last_finite) else last_finite
                 if stopped and not math.isfinite(stop_loss):
                     raise _diverged(t, stop_loss, last_finite)
