@@ -5,10 +5,11 @@ observation set, initial factors, learning rate, optimizer state and stopping st
 applies to all of them at once, ``W_j[b] <- W_j[b] - active[b] eta_b grad_{W_j[b]}``, with
 batched matrix products (``(runs, rows, cols)`` tensors, one stack of factors per depth). The
 objective sees only the runs' end-to-end matrices ``W_b`` (one (B, d1, d2) tensor), so runs of
-several depths on one measurement set read it once per step for all of them. A run stops as it would alone: at the first
-step whose train loss is at most ``loss_threshold`` (or at ``max_iters``); from there on its
-``active[b]`` is 0, so its factors, its step count and its gradient-flow time stay those of
-its stopping step while the others go on. The batch ends when every run has stopped.
+several depths on one measurement set read it once per step for all of them. A run stops as
+it would alone: at the first step whose train loss is at most ``loss_threshold`` (or at
+``max_iters``); from there on its ``active[b]`` is 0, so its factors, its step count and its
+gradient-flow time stay those of its stopping step while the others go on. The batch ends
+when every run has stopped.
 
 Completion: the observed entries of all runs are one gather (positions
 ``b d1 d2 + i d2 + j``) and one scatter; per-run losses are row sums of a (runs x most entries)
