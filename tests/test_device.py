@@ -11,13 +11,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from dmfcore.backend import Backend, claim_gpu, cuda_device, job_device, resolve_backend
 from dmfcore.model import init_factors, make_workspace
 from dmfcore.optimizers import gd, group_rmsprop
 from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion, sample_sensing
 from dmfcore.training import TrainingDivergedError, _DeviceChunks, train
+from operations import Operations
 
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="torch sees no CUDA GPU")
@@ -155,25 +155,6 @@ def test_cuda_graphs_replay_the_same_steps(device):
     assert default.trajectory == step_by_step.trajectory
 
 
-class _Operations(TorchDispatchMode):
-    """The operations torch runs (each a kernel launch on a GPU), views and host reads aside."""
-
-    VIEWS = {"view", "_unsafe_view", "permute", "transpose", "t", "expand", "detach", "lift_fresh", "unsqueeze",
-             "slice", "select", "alias", "as_strided", "_reshape_alias"}
-
-    def __init__(self):
-        super().__init__()
-        self.kernels, self.host_reads = [], []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.overloadpacket.__name__
-        if name in ("_local_scalar_dense", "item", "equal", "is_nonzero"):
-            self.host_reads.append(name)
-        elif name not in self.VIEWS:
-            self.kernels.append(name)
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("problem", ["completion", "sensing"])
 def test_a_step_between_looks_is_few_kernels_and_never_waits(problem):
     """A step between two looks (what a CUDA graph captures) reads nothing back and carries no
@@ -186,7 +167,7 @@ def test_a_step_between_looks_is_few_kernels_and_never_waits(problem):
     chunks = _DeviceChunks(make_objective(obs, backend), factors, make_workspace(factors, backend), optimizer,
                            optimizer.init(), 1e-6, graphs=False, capacity=4)
     chunks._one_step()
-    with _Operations() as ops:
+    with Operations() as ops:
         chunks._one_step()
     assert ops.host_reads == []
     assert ops.kernels.count("mm") + ops.kernels.count("mv") == 6 + (2 if problem == "sensing" else 0)

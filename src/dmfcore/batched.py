@@ -45,7 +45,6 @@ from .training import (
     TrainResult,
     _next_look,
     _record,
-    mark_stops,
 )
 
 
@@ -249,26 +248,26 @@ def _factor_stack(factors: list[Any], start: int, w: Any, grad_w: Any, backend: 
 
 class _BatchSteps:
     """The steps of a batch on fixed buffers, nothing read back: :meth:`evaluate` computes
-    ``W``, the losses and their gradient at the current step and applies the stopping rule
-    (:func:`~dmfcore.training.mark_stops`, at the step counter ``step``, a device value);
-    :meth:`advance` updates every run from there, advances the counter and evaluates anew.
-    The host looks between two calls. Since every call works on the same tensors,
-    :meth:`advance` can be captured as a CUDA graph and replayed (``run(n)``: n advances,
-    :class:`~dmfcore.training.StepRunner`).
+    ``W``, the losses and their gradient at the current step and freezes the runs whose loss
+    stops them (``active``: 0 from there on); :meth:`advance` updates every run from there,
+    evaluates anew and keeps the losses in the chunk's history (``losses``, a row a step), from
+    which the host tells where each run stopped (:meth:`look`). Since every call works on the
+    same tensors, :meth:`advance` can be captured as a CUDA graph and replayed (``run(n)``: n
+    advances, :class:`~dmfcore.training.StepRunner`).
 
     ``stacks``: the factors of the runs of each factor shape, consecutive rows of the batch
     (runs of several depths share one objective: a sensing set is read once per step for
     every run on it, whatever its depth)."""
 
     def __init__(self, objective: BatchObjective, stacks: list[list[Any]], lrs: Any, optimizer: str,
-                 loss_threshold: float, max_iters: int, backend: Backend, graphs: bool, graphs_required: bool) -> None:
+                 loss_threshold: float, capacity: int, backend: Backend, graphs: bool, graphs_required: bool) -> None:
         import torch
 
         batch, dev = len(lrs), backend.device
         f64 = dict(dtype=torch.float64, device=dev)
         self.backend, self.graphs, self.graphs_required = backend, graphs, graphs_required
         self.objective, self.lrs, self.optimizer = objective, lrs, optimizer
-        self.loss_threshold, self.max_iters = loss_threshold, max_iters
+        self.loss_threshold = loss_threshold
         self.w = backend.empty((batch, *objective.shape))
         self.grad_w = backend.empty((batch, *objective.shape))
         starts = np.cumsum([0] + [factors[0].shape[0] for factors in stacks])
@@ -279,24 +278,36 @@ class _BatchSteps:
         self.square_avg = torch.zeros(batch, **f64)
         self.bias_power = torch.ones((), **f64)  # alpha^t, the same for every run of the batch
         self.active = torch.ones(batch, **f64)
-        self.stop = torch.full((batch,), max_iters, dtype=torch.int64, device=dev)
-        self.stop_loss = torch.full((batch,), math.nan, **f64)
-        self.last_finite = torch.full((batch,), math.nan, **f64)
         self.elapsed = torch.zeros(batch, **f64)
         self.loss = torch.zeros(batch, **f64)
-        self.step = torch.zeros((), dtype=torch.int64, device=dev)
+        self.losses = torch.zeros((capacity, batch), **f64)  # the losses of a chunk's steps
+        self.index = torch.zeros(1, dtype=torch.int64, device=dev)  # the step's row in it
         self.run = StepRunner(self.advance, self.state, "a batch's training step", graphs, graphs_required)
 
     def per_run(self) -> list[Any]:
         """Every tensor with a row per run of the batch that :meth:`advance` reads before
         writing it (the read-only lrs aside)."""
-        return [self.w, self.grad_w, self.square_avg, self.active, self.stop, self.stop_loss, self.last_finite,
-                self.elapsed, self.loss]
+        return [self.w, self.grad_w, self.square_avg, self.active, self.elapsed, self.loss]
 
     def state(self) -> list[Any]:
         """Every tensor :meth:`advance` reads before writing it."""
         stacked = [x for s in self.stacks for x in (*s.factors, *s.prefix[1:-1])]
-        return [*stacked, *self.per_run(), self.bias_power, self.step]
+        return [*stacked, *self.per_run(), self.bias_power, self.index]
+
+    def chunk(self, n: int) -> None:
+        """``n`` advances (queued on a GPU), their losses in ``losses[:n]``."""
+        if n > self.losses.shape[0]:
+            raise ValueError(f"a chunk of {n} steps exceeds the history of {self.losses.shape[0]}")
+        self.index.fill_(0)
+        self.run(n)
+
+    def look(self, n: int) -> np.ndarray:
+        """What the host reads after a chunk of ``n`` steps, in one transfer: an (n + 3, B)
+        array of the chunk's losses (a row a step), then ``active``, the losses and the
+        gradient-flow times at its end."""
+        import torch
+
+        return torch.cat([self.losses[:n], torch.stack([self.active, self.loss, self.elapsed])]).cpu().numpy()
 
     def rows_of_stacks(self, rows: Sequence[int]) -> list[tuple[_FactorStack, list[int], list[int]]]:
         """``rows`` (of the batch, ascending) by stack: (stack, positions in ``rows``, its own rows)."""
@@ -323,7 +334,7 @@ class _BatchSteps:
         index = self.backend.index_array(np.asarray(keep))
         parts = [(s, self.backend.index_array(np.asarray(own))) for s, _, own in self.rows_of_stacks(keep)]
         new = _BatchSteps(self.objective.select(keep), [[f[own] for f in s.factors] for s, own in parts],
-                          self.lrs[index], self.optimizer, self.loss_threshold, self.max_iters, self.backend,
+                          self.lrs[index], self.optimizer, self.loss_threshold, self.losses.shape[0], self.backend,
                           self.graphs, self.graphs_required)
         for (s, own), mine in zip(parts, new.stacks):
             for a, b in zip(mine.prefix[1:-1], s.prefix[1:-1]):
@@ -331,18 +342,16 @@ class _BatchSteps:
         for mine, theirs in zip(new.per_run(), self.per_run()):
             mine.copy_(theirs[index])
         new.bias_power.copy_(self.bias_power)
-        new.step.copy_(self.step)
         return new
 
     def evaluate(self) -> None:
         for s in self.stacks:
             s.products()
         loss = self.objective.loss_and_grad(self.w, self.grad_w)
-        marks = mark_stops(loss, self.step, self.loss_threshold, self.active, self.stop, self.stop_loss,
-                           self.last_finite, at_last_step=self.step >= self.max_iters)
-        for buffer, value in zip((self.active, self.stop, self.stop_loss, self.last_finite, self.loss),
-                                 (*marks, loss)):
-            buffer.copy_(value)
+        self.loss.copy_(loss)
+        # a run stops at the first step whose loss is at most the threshold or not finite
+        # (|x| < inf: finite); from there on its steps are 0
+        self.active.mul_((loss > self.loss_threshold) & (loss.abs() < math.inf))
 
     def advance(self) -> None:
         import torch
@@ -358,14 +367,22 @@ class _BatchSteps:
             self.square_avg.copy_(square_avg)
             self.bias_power.copy_(bias_power)
         eta = eta * self.active
-        self.elapsed.copy_(self.elapsed + eta)
+        self.elapsed.add_(eta)
         step = eta.to(self.w.dtype)[:, None, None]
         for s in self.stacks:
             rows = step[s.start:s.stop]
             for f, g in zip(s.factors, s.grads):
                 f.addcmul_(g, rows, value=-1.0)
-        self.step += 1
         self.evaluate()
+        self.losses.index_copy_(0, self.index, self.loss[None])
+        self.index += 1
+
+
+def _stop_in(losses: np.ndarray, loss_threshold: float) -> int | None:
+    """The first of a run's losses (consecutive steps) that stops it (at most the threshold,
+    or not finite), or None."""
+    stops = np.flatnonzero(~(np.isfinite(losses) & (losses > loss_threshold)))
+    return int(stops[0]) if stops.size else None
 
 
 # At d = 100 a record (an SVD, U^T grad V) costs ~1.7 ms a run on one CPU core and took 1.6-1.9
@@ -441,7 +458,7 @@ def train_batch(
         members = [b for b in rows if shapes[b] == shape]
         stacks.append([backend.asarray(np.stack([runs[b].factors[j] for b in members])) for j in range(len(shape))])
     lrs = torch.tensor([float(runs[b].lr) for b in rows], dtype=torch.float64, device=backend.device)
-    steps = _BatchSteps(objective, stacks, lrs, optimizer, loss_threshold, max_iters, backend, graphs,
+    steps = _BatchSteps(objective, stacks, lrs, optimizer, loss_threshold, check_every, backend, graphs,
                         graphs_required=bool(cuda_graphs))
     has_truth = [run.ground_truth is not None for run in runs]
     on_host = record_every > 0 and (math.prod(objective.shape) <= HOST_RECORD_MAX_ENTRIES
@@ -458,6 +475,8 @@ def train_batch(
             shared = [rows[i] for i in shared]
             partners.update((b, shared) for b in shared)
     final: dict[int, tuple[np.ndarray, list[np.ndarray], np.ndarray]] = {}  # run -> W, factors, stop record
+    stops: dict[int, tuple[int, float]] = {}  # run -> its stopping step and the loss there
+    last_finite = np.full(batch, math.nan)  # each run's last finite loss while it trained
 
     def leave(out: list[int]) -> None:
         """Keep the final W, factors and stop record (step, loss, last finite loss, flow time)
@@ -465,27 +484,37 @@ def train_batch(
         index = backend.index_array(np.asarray(out))
         w = to_numpy(steps.w[index]).astype(np.float64)
         fs = steps.factors_of(out)
-        record = torch.stack([steps.stop.double(), steps.stop_loss, steps.last_finite, steps.elapsed])[:, index]
-        record = record.cpu().numpy()
+        elapsed = steps.elapsed[index].cpu().numpy()
         for k, i in enumerate(out):
-            final[rows[i]] = (w[k], fs[k], record[:, k])
+            b = rows[i]
+            final[b] = (w[k], fs[k], np.array([*stops[b], last_finite[b], elapsed[k]]))
 
     synchronize(steps.w)
     start = time.perf_counter()
-    t = 0
+    t, n = 0, 0
     steps.evaluate()
     while True:
-        # the host looks at step t: one transfer of every run's state
-        host = torch.stack([steps.active, steps.stop.double(), steps.stop_loss, steps.loss, steps.elapsed]).cpu().numpy()
+        # the host looks at step t: the losses of the chunk's steps t - n + 1 .. t (of step 0 at
+        # the first look) and every run's state, in one transfer
+        host = steps.look(n)
+        history, active, loss, elapsed = host[:n] if n else host[n + 1][None], host[n], host[n + 1], host[n + 2]
         recorded = []  # (row, run, step, loss) of the runs that record now
         for i, b in enumerate(rows):
             if finished[b]:
                 continue
-            stopped = host[0, i] == 0
-            if record_every and (stopped or t % record_every == 0) and math.isfinite(host[2 if stopped else 3, i]):
-                # a run that stopped is frozen at its stopping step: W_b is still W_b(stop)
-                recorded.append((i, b, int(host[1, i]) if stopped else t, float(host[2 if stopped else 3, i])))
-            finished[b] = bool(stopped)
+            k = _stop_in(history[:, i], loss_threshold) if active[i] == 0 else None
+            if k is None and t >= max_iters:
+                k = len(history) - 1
+            seen = history[:, i] if k is None else history[:k + 1, i]
+            if np.isfinite(seen).any():
+                last_finite[b] = seen[np.isfinite(seen)][-1]
+            if k is not None:
+                stops[b] = (t - len(history) + 1 + k, float(history[k, i]))
+            # a run that stopped is frozen at its stopping step: W_b is still W_b(stop)
+            step, step_loss = stops[b] if k is not None else (t, float(loss[i]))
+            if record_every and (k is not None or t % record_every == 0) and math.isfinite(step_loss):
+                recorded.append((i, b, step, step_loss))
+            finished[b] = k is not None
         records = []  # _record's arguments, one group of runs each
         for truth in (True, False):  # the runs with a ground truth (a reconstruction error), the others
             group = [record for record in recorded if has_truth[record[1]] == truth]
@@ -495,7 +524,7 @@ def train_batch(
                 if on_host:
                     w, grad_w = to_numpy(w), to_numpy(grad_w)
                 records.append(([trajectories[b] for b in which], [step for *_, step, _ in group],
-                                [float(host[4, i]) for i in index], [loss for *_, loss in group], w, grad_w,
+                                [float(elapsed[i]) for i in index], [loss for *_, loss in group], w, grad_w,
                                 truths[which] if truth else None, top_k, [runs[b].evaluate for b in which]))
         if progress is not None:
             progress(t, batch - sum(finished))
@@ -507,7 +536,7 @@ def train_batch(
                 keep = sorted(set(range(len(rows))) - set(out))
                 steps, rows = steps.select(keep), [rows[i] for i in keep]
             n = _next_look(t + 1, check_every, record_every, max_iters, 0) - t
-            steps.run(n)  # queued on a GPU: the host records step t's runs below while it steps
+            steps.chunk(n)  # queued on a GPU: the host records step t's runs below while it steps
             t += n
         for arguments in records:
             _record(*arguments)
