@@ -458,7 +458,9 @@ def train_batch(
         members = [b for b in rows if shapes[b] == shape]
         stacks.append([backend.asarray(np.stack([runs[b].factors[j] for b in members])) for j in range(len(shape))])
     lrs = torch.tensor([float(runs[b].lr) for b in rows], dtype=torch.float64, device=backend.device)
-    steps = _BatchSteps(objective, stacks, lrs, optimizer, loss_threshold, check_every, backend, graphs,
+    # a chunk runs from one look to the next: at most this many steps (its losses' history)
+    longest_chunk = max(1, min([check_every, max_iters] + ([record_every] if record_every else [])))
+    steps = _BatchSteps(objective, stacks, lrs, optimizer, loss_threshold, longest_chunk, backend, graphs,
                         graphs_required=bool(cuda_graphs))
     has_truth = [run.ground_truth is not None for run in runs]
     on_host = record_every > 0 and (math.prod(objective.shape) <= HOST_RECORD_MAX_ENTRIES
