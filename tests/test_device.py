@@ -155,12 +155,14 @@ def test_cuda_graphs_replay_the_same_steps(device):
     assert default.trajectory == step_by_step.trajectory
 
 
+@pytest.mark.parametrize("device", TORCH_DEVICES)
 @pytest.mark.parametrize("problem", ["completion", "sensing"])
-def test_a_step_between_looks_is_few_kernels_and_never_waits(problem):
+def test_a_step_between_looks_is_few_kernels_and_never_waits(device, problem):
     """A step between two looks (what a CUDA graph captures) reads nothing back and carries no
-    stopping test: depth 3, GroupRMSprop, 37 operations (completion; 57 with a test on the
-    device). A read by the host would wait for the GPU and break the graph's capture."""
-    backend = resolve_backend("torch-cpu", "float32")
+    stopping test: depth 3, GroupRMSprop, 37 operations on the CPU (completion; 57 with a test
+    on the device), 38 on CUDA (its square root is a kernel; the CPU's goes through NumPy). A
+    read by the host would wait for the GPU and break the graph's capture."""
+    backend = resolve_backend(device, "float32")
     w_star, obs = _problem(problem, "float32")
     factors = [backend.asarray(f) for f in init_factors(w_star.shape, 3, "gaussian", 1e-3, seed=2)]
     optimizer = group_rmsprop(1e-2)
@@ -171,7 +173,7 @@ def test_a_step_between_looks_is_few_kernels_and_never_waits(problem):
         chunks._one_step()
     assert ops.host_reads == []
     assert ops.kernels.count("mm") + ops.kernels.count("mv") == 6 + (2 if problem == "sensing" else 0)
-    assert len(ops.kernels) <= 37, sorted(ops.kernels)
+    assert len(ops.kernels) <= 37 + (device == "cuda"), sorted(ops.kernels)
 
 
 def test_check_every_is_for_torch_only():
