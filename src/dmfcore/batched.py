@@ -504,14 +504,17 @@ def train_batch(
         for i, b in enumerate(rows):
             if finished[b]:
                 continue
-            k = _stop_in(history[:, i], loss_threshold) if active[i] == 0 else None
-            if k is None and t >= max_iters:
-                k = len(history) - 1
-            seen = history[:, i] if k is None else history[:k + 1, i]
-            if np.isfinite(seen).any():
-                last_finite[b] = seen[np.isfinite(seen)][-1]
+            column = history[:, i]  # the run trained through the chunk: active at its start
+            if active[i] == 0:  # a loss in the chunk stopped it (the losses before that one are finite)
+                k = _stop_in(column, loss_threshold)
+                finite = k + 1 if math.isfinite(column[k]) else k
+            else:  # every loss of the chunk is finite
+                k = len(column) - 1 if t >= max_iters else None
+                finite = len(column)
+            if finite:
+                last_finite[b] = column[finite - 1]
             if k is not None:
-                stops[b] = (t - len(history) + 1 + k, float(history[k, i]))
+                stops[b] = (t - len(column) + 1 + k, float(column[k]))
             # a run that stopped is frozen at its stopping step: W_b is still W_b(stop)
             step, step_loss = stops[b] if k is not None else (t, float(loss[i]))
             if record_every and (k is not None or t % record_every == 0) and math.isfinite(step_loss):
