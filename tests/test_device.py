@@ -116,6 +116,23 @@ def test_reading_the_loss_every_k_steps_changes_no_number(device, dtype, problem
 
 
 @pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_a_stop_anywhere_in_a_chunk_gives_the_step_by_step_result(device):
+    """The host looks at steps 0, 5, 10, ... (check_every=5) and replays a chunk up to a stop
+    inside it: a stop at a chunk's first step (6: the chunk is put back and replays nothing),
+    in its middle (7), at its last step (9) and at a look (10) ends as the step-by-step loop."""
+    losses = _train(device, "float64", max_iters=12, loss_threshold=0.0, record_every=1)
+    losses = losses.trajectory["train_loss"]
+    assert all(a > b for a, b in zip(losses, losses[1:]))  # so the threshold losses[s] stops at s
+    for stop in (6, 7, 9, 10):
+        kw = dict(max_iters=50, loss_threshold=losses[stop], record_every=3)
+        step_by_step, chunked = (_train(device, "float64", check_every=k, **kw) for k in (1, 5))
+        assert step_by_step.iterations == chunked.iterations == stop and chunked.converged
+        assert np.array_equal(chunked.w, step_by_step.w) and chunked.flow_time == step_by_step.flow_time
+        assert all(np.array_equal(a, b) for a, b in zip(chunked.factors, step_by_step.factors))
+        assert chunked.trajectory == step_by_step.trajectory
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
 def test_the_last_step_and_divergence_fall_inside_a_chunk_as_step_by_step(device):
     for check_every in (1, 50):
         capped = _train(device, "float64", max_iters=137, loss_threshold=0.0, check_every=check_every)
