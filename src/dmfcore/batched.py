@@ -45,6 +45,7 @@ from .training import (
     TrainResult,
     _next_look,
     _record,
+    first_stop,
 )
 
 
@@ -378,13 +379,6 @@ class _BatchSteps:
         self.index += 1
 
 
-def _stop_in(losses: np.ndarray, loss_threshold: float) -> int | None:
-    """The first of a run's losses (consecutive steps) that stops it (at most the threshold,
-    or not finite), or None."""
-    stops = np.flatnonzero(~(np.isfinite(losses) & (losses > loss_threshold)))
-    return int(stops[0]) if stops.size else None
-
-
 # At d = 100 a record (an SVD, U^T grad V) costs ~1.7 ms a run on one CPU core and took 1.6-1.9
 # ms a run on an H200 (cuSOLVER's small eigenproblems and QRs); on the host it overlaps the
 # device's next steps instead of holding them up. At MovieLens' 943 x 1682 the device's 38 ms
@@ -506,7 +500,7 @@ def train_batch(
                 continue
             column = history[:, i]  # the run trained through the chunk: active at its start
             if active[i] == 0:  # a loss in the chunk stopped it (the losses before that one are finite)
-                k = _stop_in(column, loss_threshold)
+                k = first_stop(column, loss_threshold)
                 finite = k + 1 if math.isfinite(column[k]) else k
             else:  # every loss of the chunk is finite
                 k = len(column) - 1 if t >= max_iters else None

@@ -275,12 +275,11 @@ class _DeviceChunks:
         self._start(state, elapsed)
         self.steps(n)
         losses = self.losses[:n].tolist()
-        stops = [k for k, loss in enumerate(losses) if not (math.isfinite(loss) and loss > self.loss_threshold)]
-        finite = [loss for loss in losses[:stops[0] + 1 if stops else n] if math.isfinite(loss)]
-        last_finite = finite[-1] if finite else math.nan
-        if not stops:
-            return self._end(state, n), self.elapsed.clone(), t + n, math.nan, last_finite
-        k = stops[0]
+        k = first_stop(losses, self.loss_threshold)
+        if k is None:  # every loss is finite
+            return self._end(state, n), self.elapsed.clone(), t + n, math.nan, losses[-1]
+        # the losses before the stop are finite
+        last_finite = losses[k] if math.isfinite(losses[k]) else (losses[k - 1] if k else math.nan)
         if math.isfinite(losses[k]):  # the factors of step t + k: the chunk again, up to there
             for f, saved in zip(self.factors, start):
                 f.copy_(saved)
@@ -299,23 +298,12 @@ def _scalar_tensor(value: Any, like: Any) -> Any:
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
-def mark_stops(loss: Any, step: int, loss_threshold: float, active: Any, stop: Any, stop_loss: Any,
-               last_finite: Any, at_last_step: Any = False) -> tuple[Any, Any, Any, Any]:
-    """The stopping rule on the device, for one run (0-d tensors) or a batch ((B,) tensors): a
-    run still ``active`` (1.0) stops at ``step`` when its loss is at most ``loss_threshold``,
-    is not finite, or ``at_last_step``; it then records ``step`` in ``stop`` and the loss in
-    ``stop_loss`` and becomes inactive (0.0). ``last_finite`` follows the finite losses of
-    running runs. Returns the new ``(active, stop, stop_loss, last_finite)``. ``step``: an int,
-    or a 0-d int64 tensor (the counter of :class:`_DeviceChunks`, which a CUDA graph advances)."""
-    import torch
-
-    running = active > 0
-    finite = loss.abs() < math.inf  # isfinite in two kernels, not four
-    stopping = running & ~(finite & (loss > loss_threshold))
-    if at_last_step is not False:  # True, or a bool tensor (a CUDA graph's step counter against max_iters)
-        stopping = stopping | (running & at_last_step)
-    return (active * ~stopping, torch.where(stopping, step, stop), torch.where(stopping, loss, stop_loss),
-            torch.where(running & finite, loss, last_finite))
+def first_stop(losses: Sequence[float], loss_threshold: float) -> int | None:
+    """The stopping rule on a run's losses at consecutive steps: the position of the first one
+    at most ``loss_threshold`` or not finite (the run stops there), or None."""
+    losses = np.asarray(losses, dtype=np.float64)
+    stops = np.flatnonzero(~(np.isfinite(losses) & (losses > loss_threshold)))
+    return int(stops[0]) if stops.size else None
 
 
 def _host_values(*scalars: Any) -> list[float]:
