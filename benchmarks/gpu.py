@@ -252,8 +252,8 @@ def batched_sensing_us(device: str, w_star: np.ndarray, sizes: tuple[int, ...], 
     rows = 2 * sum(sizes)
     bound = copy_seconds(backend.device, rows * w_star.size, max(repeat // 10, 3)) * 1e6
 
-    def batch_us(**kw) -> float:
-        return batch_step_us(runs, backend, n, 5, cuda_graphs=graphs or None, **kw)
+    def batch_us(group: list[BatchRun] = runs, **kw) -> float:
+        return batch_step_us(group, backend, n, 5, cuda_graphs=graphs or None, **kw)
 
     out = dict(runs=len(runs), measurements=rows, bound_us=bound, stacked_us=batch_us(),
                per_set_us=batch_us(stack_sets=False), with_records_us=batch_us(record_every=200, top_k=10))
@@ -267,9 +267,8 @@ def batched_sensing_us(device: str, w_star: np.ndarray, sizes: tuple[int, ...], 
     depths = (2, 3, 4)
     by_depth = {depth: [BatchRun(run.observations, init_factors(w_star.shape, depth, "gaussian", 1e-3, seed=k), 1e-3,
                                  ground_truth=w_star) for k, run in enumerate(runs)] for depth in depths}
-    one_batch = batch_step_us([run for depth in depths for run in by_depth[depth]], backend, n, 5,
-                              cuda_graphs=graphs or None)
-    per_depth = {depth: batch_step_us(by_depth[depth], backend, n, 5, cuda_graphs=graphs or None) for depth in depths}
+    one_batch = batch_us([run for depth in depths for run in by_depth[depth]])
+    per_depth = {depth: batch_us(by_depth[depth]) for depth in depths}
     out.update(depths_one_batch_us=one_batch, depths_per_batch_us=per_depth,
                depths_speedup=sum(per_depth.values()) / one_batch)
     print(f"depths 2, 3, 4 on those sets ({len(depths) * len(runs)} runs): one batch {one_batch:.1f} us per step, "

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dmfcore.backend import resolve_backend
-from dmfcore.batched import BatchObjective, BatchRun, _BatchSteps, batch_objective, train_batch
+from dmfcore.batched import BatchObjective, BatchRun, _batch_steps, batch_objective, train_batch
 from dmfcore.model import init_factors
 from dmfcore.optimizers import make_optimizer
 from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion, sample_sensing
@@ -234,14 +234,7 @@ def test_a_batch_step_is_few_kernels_and_never_waits(device):
     completion = [BatchRun(sample_completion(W_STAR, 300, seed=k), init_factors(SHAPE, 3, "gaussian", 1e-3, seed=k), 1e-2)
                   for k in range(4)]
     for runs, most in ((completion, 59 + (device == "cuda")), (_mixed_depth_runs(), None)):
-        stacks = {}
-        for run in runs:
-            stacks.setdefault(len(run.factors), []).append(run)
-        objective = batch_objective([run.observations for depth in sorted(stacks) for run in stacks[depth]], backend)
-        factors = [[backend.asarray(np.stack([run.factors[j] for run in stacks[depth]])) for j in range(depth)]
-                   for depth in sorted(stacks)]
-        lrs = torch.full((len(runs),), 1e-2, dtype=torch.float64, device=backend.device)
-        steps = _BatchSteps(objective, factors, lrs, "group_rmsprop", 1e-6, 4, backend, False, False)
+        steps, _ = _batch_steps(runs, backend, "group_rmsprop", 1e-6, capacity=4)
         steps.evaluate()
         steps.chunk(1)
         with Operations() as ops:

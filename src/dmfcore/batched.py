@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -141,12 +142,18 @@ class BatchObjective:
             for g, runs in enumerate(block.runs.tolist()):
                 rows = [k for k, b in enumerate(runs) if new_of_old[b] >= 0]
                 if rows:
-                    key = (block.a_t.shape[1], len(rows)) + (() if self.stack_sets else (len(sets),))
+                    key = _block_key(block.a_t.shape[1], len(rows), len(sets), self.stack_sets)
                     sets.setdefault(key, []).append((block.a_t[g], block.y[g][rows], [int(new_of_old[runs[k]]) for k in rows]))
         sensing = [_SensingBlock(torch.as_tensor([runs for _, _, runs in members], device=device),
                                  torch.stack([a_t for a_t, _, _ in members]), torch.stack([y for _, y, _ in members]))
                    for members in sets.values()]
         return BatchObjective(len(keep), self.shape, term, sensing, self.stack_sets)
+
+
+def _block_key(m: int, readers: int, k: int, stack_sets: bool) -> tuple:
+    """The block of the k-th measurement set (m rows, read by ``readers`` runs): with
+    ``stack_sets`` one block per size and number of readers, else one per set."""
+    return (m, readers) + (() if stack_sets else (k,))
 
 
 def batch_objective(observations: Sequence[Observations], backend: Backend, *,
@@ -184,8 +191,7 @@ def batch_objective(observations: Sequence[Observations], backend: Backend, *,
             readers.setdefault(id(o), []).append(b)
     blocks: dict[tuple, list[list[int]]] = {}
     for k, runs in enumerate(readers.values()):
-        key = (observations[runs[0]].m, len(runs)) + (() if stack_sets else (k,))
-        blocks.setdefault(key, []).append(runs)
+        blocks.setdefault(_block_key(observations[runs[0]].m, len(runs), k, stack_sets), []).append(runs)
     sensing = []
     for (m, *_), sets in blocks.items():
         first = observations[sets[0][0]].A
@@ -379,6 +385,25 @@ class _BatchSteps:
         self.index += 1
 
 
+def _batch_steps(runs: Sequence[BatchRun], backend: Backend, optimizer: str, loss_threshold: float, capacity: int,
+                 graphs: bool = False, graphs_required: bool = False,
+                 stack_sets: bool = True) -> tuple[_BatchSteps, list[int]]:
+    """The steps of ``runs`` on ``backend`` and the run in each of their rows: the runs of one
+    factor shape (depth, widths) are consecutive rows, one stack of factors."""
+    import torch
+
+    shapes = [tuple(f.shape for f in run.factors) for run in runs]
+    rows = sorted(range(len(runs)), key=lambda b: (len(shapes[b]), shapes[b]))
+    stacks = []
+    for shape, group in groupby(rows, key=shapes.__getitem__):
+        members = list(group)
+        stacks.append([backend.asarray(np.stack([runs[b].factors[j] for b in members])) for j in range(len(shape))])
+    objective = batch_objective([runs[b].observations for b in rows], backend, stack_sets=stack_sets)
+    lrs = torch.tensor([float(runs[b].lr) for b in rows], dtype=torch.float64, device=backend.device)
+    steps = _BatchSteps(objective, stacks, lrs, optimizer, loss_threshold, capacity, backend, graphs, graphs_required)
+    return steps, rows
+
+
 # At d = 100 a record (an SVD, U^T grad V) costs ~1.7 ms a run on one CPU core and took 1.6-1.9
 # ms a run on an H200 (cuSOLVER's small eigenproblems and QRs); on the host it overlaps the
 # device's next steps instead of holding them up. At MovieLens' 943 x 1682 the device's 38 ms
@@ -425,8 +450,6 @@ def train_batch(
     cost, not what the whole batch did (a sensing set's m x d1 d2 measurements are read twice
     a step). On torch-cpu the numbers are those of the whole batch, bit for bit.
     """
-    import torch
-
     if backend.name != "torch":
         raise ValueError("batched training runs on torch devices (device cuda, or torch-cpu)")
     if optimizer not in OPTIMIZERS:
@@ -443,19 +466,11 @@ def train_batch(
         raise ValueError(f"cuda_graphs needs a CUDA device, got device {backend.device!r}")
     graphs = on_cuda if cuda_graphs is None else cuda_graphs
     batch = len(runs)
-    # the runs of one factor shape (depth, widths) are consecutive rows: one stack of factors
-    shapes = [tuple(f.shape for f in run.factors) for run in runs]
-    rows = sorted(range(batch), key=lambda b: (len(shapes[b]), shapes[b]))  # the run in each row of the stack
-    objective = batch_objective([runs[b].observations for b in rows], backend, stack_sets=stack_sets)
-    stacks = []
-    for shape in sorted(set(shapes), key=lambda shape: (len(shape), shape)):
-        members = [b for b in rows if shapes[b] == shape]
-        stacks.append([backend.asarray(np.stack([runs[b].factors[j] for b in members])) for j in range(len(shape))])
-    lrs = torch.tensor([float(runs[b].lr) for b in rows], dtype=torch.float64, device=backend.device)
     # a chunk runs from one look to the next: at most this many steps (its losses' history)
     longest_chunk = max(1, min([check_every, max_iters] + ([record_every] if record_every else [])))
-    steps = _BatchSteps(objective, stacks, lrs, optimizer, loss_threshold, longest_chunk, backend, graphs,
-                        graphs_required=bool(cuda_graphs))
+    steps, rows = _batch_steps(runs, backend, optimizer, loss_threshold, longest_chunk, graphs, bool(cuda_graphs),
+                               stack_sets)
+    objective = steps.objective
     has_truth = [run.ground_truth is not None for run in runs]
     on_host = record_every > 0 and (math.prod(objective.shape) <= HOST_RECORD_MAX_ENTRIES
                                     if records_on_host is None else records_on_host)
@@ -499,14 +514,12 @@ def train_batch(
             if finished[b]:
                 continue
             column = history[:, i]  # the run trained through the chunk: active at its start
-            if active[i] == 0:  # a loss in the chunk stopped it (the losses before that one are finite)
-                k = first_stop(column, loss_threshold)
-                finite = k + 1 if math.isfinite(column[k]) else k
-            else:  # every loss of the chunk is finite
-                k = len(column) - 1 if t >= max_iters else None
-                finite = len(column)
-            if finite:
-                last_finite[b] = column[finite - 1]
+            if active[i] == 0:  # a loss in the chunk stopped it
+                k, last = first_stop(column, loss_threshold)
+            else:  # none did: every loss of the chunk is finite
+                k, last = len(column) - 1 if t >= max_iters else None, column[-1]
+            if math.isfinite(last):
+                last_finite[b] = last
             if k is not None:
                 stops[b] = (t - len(column) + 1 + k, float(column[k]))
             # a run that stopped is frozen at its stopping step: W_b is still W_b(stop)

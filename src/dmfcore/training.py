@@ -275,11 +275,9 @@ class _DeviceChunks:
         self._start(state, elapsed)
         self.steps(n)
         losses = self.losses[:n].tolist()
-        k = first_stop(losses, self.loss_threshold)
-        if k is None:  # every loss is finite
-            return self._end(state, n), self.elapsed.clone(), t + n, math.nan, losses[-1]
-        # the losses before the stop are finite
-        last_finite = losses[k] if math.isfinite(losses[k]) else (losses[k - 1] if k else math.nan)
+        k, last_finite = first_stop(losses, self.loss_threshold)
+        if k is None:
+            return self._end(state, n), self.elapsed.clone(), t + n, math.nan, last_finite
         if math.isfinite(losses[k]):  # the factors of step t + k: the chunk again, up to there
             for f, saved in zip(self.factors, start):
                 f.copy_(saved)
@@ -298,12 +296,17 @@ def _scalar_tensor(value: Any, like: Any) -> Any:
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
-def first_stop(losses: Sequence[float], loss_threshold: float) -> int | None:
-    """The stopping rule on a run's losses at consecutive steps: the position of the first one
-    at most ``loss_threshold`` or not finite (the run stops there), or None."""
+def first_stop(losses: Sequence[float], loss_threshold: float) -> tuple[int | None, float]:
+    """The stopping rule on a run's losses at consecutive steps, from a step at which it was
+    still training: the position of the first loss at most ``loss_threshold`` or not finite
+    (the run stops there; None if none), and the last finite loss up to there (NaN if none)."""
     losses = np.asarray(losses, dtype=np.float64)
     stops = np.flatnonzero(~(np.isfinite(losses) & (losses > loss_threshold)))
-    return int(stops[0]) if stops.size else None
+    if not stops.size:  # every loss is finite
+        return None, float(losses[-1]) if losses.size else math.nan
+    k = int(stops[0])  # the losses before it are finite
+    finite = k + 1 if math.isfinite(losses[k]) else k
+    return k, float(losses[finite - 1]) if finite else math.nan
 
 
 def _host_values(*scalars: Any) -> list[float]:
