@@ -69,7 +69,11 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 300)
 
 def job_counts(workdir: Path, *args: str) -> dict[str, int]:
     """Jobs per rule that a dry-run would execute (empty if nothing to do)."""
-    res = snakemake(workdir, "--dry-run", *args)
+    return job_stats(snakemake(workdir, "--dry-run", *args))
+
+
+def job_stats(res: subprocess.CompletedProcess) -> dict[str, int]:
+    """Jobs per rule in a dry-run's output (empty if nothing to do)."""
     out = res.stdout + res.stderr
     # a rule whose pattern also matches another rule's outputs evaluates its input functions on
     # them: Snakemake goes on, but the log shows the exception to every user
@@ -123,19 +127,24 @@ def test_dry_run_job_counts(tmp_path, configfile):
     assert counts["figure"] == sum(len(e.get("figures", [])) for e in config["experiments"].values())
 
 
-def test_paper_preset_on_a_gpu_is_three_batched_jobs(tmp_path):
+@pytest.mark.parametrize("overlays, run_suffix", [
+    (["ci/gpu_paper_preset.yaml"], "_cuda_float32"),
+    # its dress rehearsal on a CPU machine: the same jobs on torch-cpu, cut to 300 steps a run
+    (["ci/gpu_paper_preset.yaml", "ci/preset_rehearsal_cpu.yaml"], "_max300_torch-cpu_float32"),
+])
+def test_paper_preset_on_a_gpu_is_three_batched_jobs(tmp_path, overlays, run_suffix):
     # what ci/gpu_session.sh (PAPER_PRESET=1) times on a GPU: each problem and rank one batched
     # job of every depth (a sensing set read once per step by its runs of all depths), every run
     # in one of them, none alone
     wf = _copy_workflow(tmp_path)
     shutil.copytree(REPO / "presets", wf / "presets")
     shutil.copytree(REPO / "ci", wf / "ci")
-    counts = job_counts(wf, "--configfile", "presets/paper.yaml", "ci/gpu_paper_preset.yaml")
+    res = snakemake(wf, "--dry-run", "--configfile", "presets/paper.yaml", *overlays)
+    counts = job_stats(res)
     batches = {rule: n for rule, n in counts.items() if rule.startswith("train_batch_")}
     assert len(batches) == 3 and set(batches.values()) == {1} and "train_dmf" not in counts
-    res = snakemake(wf, "--dry-run", "--configfile", "presets/paper.yaml", "ci/gpu_paper_preset.yaml")
     config = yaml.safe_load((REPO / "presets/paper.yaml").read_text())
-    trained = set(re.findall(r"results/runs/\S+?/dmf_depth\S+?_cuda_float32/matrix\.npz", res.stdout))
+    trained = set(re.findall(rf"results/runs/\S+?/dmf_depth\S+?{run_suffix}/matrix\.npz", res.stdout))
     assert len(trained) == len(_expected_runs(config))
     # each job's outputs: 200 runs of depths 2, 3 and 4
     for job in re.split(r"\n(?=\S*rule train_batch_)", res.stdout)[1:]:
