@@ -43,10 +43,12 @@
 #   2. SKIP_TESTS=1 SKIP_BENCHMARK=1 SKIP_MOVIELENS=1 PAPER_PRESET=1 GPU_JOBS=3 bash ci/gpu_session.sh
 #                                                                       (carry .whl; timeout_s 600)
 #   3. SKIP_TESTS=1 SKIP_BENCHMARK=1 ML_DEADLINE=545 bash ci/gpu_session.sh   (carry .gpu_data)
-# Then the preset's GPU runs against the same runs on the CPU (here: the default configuration's
-# d = 100 completion runs, after `snakemake --cores all`):
+# Then the preset's GPU runs against the same runs on the CPU: the default configuration's d = 100
+# completion runs (after `snakemake --cores all`), or all 400 of the preset's completion runs in a
+# checkout where they ran on the CPU (README, "At paper scale": 24 minutes on 2 cores):
 #   mkdir -p /tmp/gpu && tar -xzf <files_at>/paper_preset_metrics.tar.gz -C /tmp/gpu
-#   python ci/compare_devices.py /tmp/gpu .
+#   python ci/compare_devices.py /tmp/gpu <that checkout>
+# Before spending GPU time on a changed plan, ci/preset_rehearsal_cpu.yaml runs it on a CPU machine.
 set -uo pipefail
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_session}
