@@ -120,8 +120,7 @@ def test_a_stop_anywhere_in_a_chunk_gives_the_step_by_step_result(device):
     """The host looks at steps 0, 5, 10, ... (check_every=5) and replays a chunk up to a stop
     inside it: a stop at a chunk's first step (6: the chunk is put back and replays nothing),
     in its middle (7), at its last step (9) and at a look (10) ends as the step-by-step loop."""
-    losses = _train(device, "float64", max_iters=12, loss_threshold=0.0, record_every=1)
-    losses = losses.trajectory["train_loss"]
+    losses = _train(device, "float64", max_iters=12, loss_threshold=0.0, record_every=1).trajectory["train_loss"]
     assert all(a > b for a, b in zip(losses, losses[1:]))  # so the threshold losses[s] stops at s
     for stop in (6, 7, 9, 10):
         kw = dict(max_iters=50, loss_threshold=losses[stop], record_every=3)
