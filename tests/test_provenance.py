@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dmfcore.datasets import STREAM_TAGS, stream_seed
+from dmfcore.seeds import STREAM_TAGS, stream_seed
 from dmfcore.records import check_provenance
 from dmfcore.provenance import PACKAGE_DIR, StaleResultError, check_code_fingerprint, code_fingerprint, module_closure
 
@@ -138,3 +138,52 @@ def test_random_streams_never_coincide():
             assert len({tuple(d) for d in draws.values()}) == len(draws), (seed, key)
     # the observation stream is unchanged, so existing data files stay valid
     assert stream_seed(3, "observations", 2000) == (3, 2000)
+
+
+def test_a_module_of_a_subpackage_is_in_its_importers_closure(package_copy):
+    sub = package_copy / "extra"
+    sub.mkdir()
+    (sub / "__init__.py").write_text('"""A subpackage."""\nfrom .helpers import scale\n')
+    (sub / "helpers.py").write_text("from ..io import atomic_path\n\n\ndef scale(x):\n    return 2 * x\n")
+    (sub / "other.py").write_text("from . import helpers\n\n\ndef unused():\n    return helpers\n")
+    plots = package_copy / "plots.py"
+    plots.write_text(plots.read_text() + "\n\ndef _doubled(x):\n    from .extra.helpers import scale\n\n    return scale(x)\n")
+    closure = module_closure("plots", package_copy)
+    # the module, its package's __init__ (which runs first), and what the module imports in turn
+    assert {"extra", "extra.helpers", "io"} <= set(closure) and "extra.other" not in closure
+    assert set(module_closure("extra.other", package_copy)) >= {"extra", "extra.helpers", "extra.other", "io", "__init__"}
+    code_fingerprint.cache_clear()
+    before = code_fingerprint("plots", package_copy)
+    (sub / "helpers.py").write_text("from ..io import atomic_path\n\n\ndef scale(x):\n    return 3 * x\n")
+    code_fingerprint.cache_clear()
+    assert code_fingerprint("plots", package_copy) != before
+    # absolute imports of a subpackage's module count too
+    (sub / "other.py").write_text("import dmfcore.extra.helpers\n")
+    assert "extra.helpers" in module_closure("extra.other", package_copy)
+    code_fingerprint.cache_clear()
+
+
+def test_editing_the_ratings_code_reruns_no_synthetic_data_training_or_baseline(package_copy):
+    parts = ("datasets", "real_data", "experiment", "baselines", "records", "theory", "plots")
+    code_fingerprint.cache_clear()
+    before = {part: code_fingerprint(part, package_copy) for part in parts}
+    ratings = package_copy / "ratings.py"
+    ratings.write_text(ratings.read_text().replace("need non-empty train and test sets", "need a train and a test set"))
+    code_fingerprint.cache_clear()
+    after = {part: code_fingerprint(part, package_copy) for part in parts}
+    assert {part for part in parts if after[part] != before[part]} == {"real_data"}
+    code_fingerprint.cache_clear()
+
+
+def test_each_source_file_is_normalized_once_per_process(package_copy, monkeypatch):
+    import dmfcore.provenance as provenance
+
+    calls = []
+    real = provenance._normalized_source
+    monkeypatch.setattr(provenance, "_normalized_source", lambda path: calls.append(path) or real(path))
+    code_fingerprint.cache_clear()
+    provenance._cached_normalized_source.cache_clear()
+    for part in ("datasets", "experiment", "baselines", "records", "theory", "plots"):
+        code_fingerprint(part, package_copy)
+    assert len(calls) == len(set(calls))
+    code_fingerprint.cache_clear()

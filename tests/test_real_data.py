@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from dmfcore.backend import resolve_backend
-from dmfcore.baselines import predictor_record
-from dmfcore.datasets import generate_ratings_split
+from dmfcore.real_data import predictor_record
+from dmfcore.real_data import generate_ratings_split
 from dmfcore.experiment import TrainConfig, run_dmf
 from dmfcore.records import RunOutputs
 from dmfcore.io import DataFileError, load_observations, load_test_observations

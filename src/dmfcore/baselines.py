@@ -1,5 +1,6 @@
 """The reference rows of an observation set: the minimum nuclear norm solution
-(:mod:`dmfcore.convex`), the ground truth itself, and, for real data, constant predictions."""
+(:mod:`dmfcore.convex`) and the ground truth itself (real data's constant predictions are
+:mod:`dmfcore.real_data`'s)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from .convex import NUCLEAR_NORM_TOL, min_nuclear_norm
 from .io import load_ground_truth, load_observations, save_matrix, write_json, write_text
 from .metrics import summary
 from .problems import observed_targets, observed_values
-from .ratings import baseline_test_errors
 from .records import RunOutputs, data_labels, evaluation, load_data, provenance
 
 
@@ -76,34 +76,6 @@ def ground_truth_record(
         "method": "ground_truth",
         "seed": seed,
         **summary(w_star, w_star),
-        **provenance("baselines"),
-    }
-    write_json(metrics_path, record)
-    return record
-
-
-PREDICTORS = ("mean_predictor", "zero_predictor")
-
-
-def predictor_record(
-    observations_path: str | os.PathLike,
-    predictor: str,
-    metrics_path: str | os.PathLike,
-    labels: dict[str, Any] | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """A reference row for real data: a constant prediction (the training mean, or 0: the
-    entries a depth-1 run never moves) scored on the held-out test set."""
-    if predictor not in PREDICTORS:
-        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
-    _, obs, test = load_data(None, observations_path)
-    record = {
-        **(labels or {}),
-        **data_labels(obs, observations_path),
-        "method": predictor,
-        "seed": seed,
-        "train_loss": float(np.mean((obs.values - (obs.values.mean() if predictor == "mean_predictor" else 0.0)) ** 2)),
-        "test_error": baseline_test_errors(obs, test)[predictor],
         **provenance("baselines"),
     }
     write_json(metrics_path, record)

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import __version__
 from .backend import resolve_backend
-from .datasets import stream_seed
+from .seeds import stream_seed
 from .io import file_sha256, save_matrix, write_json, write_parquet, write_text
 from .model import INITS, init_factors
 from .optimizers import make_optimizer

@@ -83,45 +83,97 @@ def _normalized_source(path: Path) -> str:
     return "\n".join(out)
 
 
-def _imported_modules(path: Path, package_dir: Path) -> set[str]:
-    """The package's modules that the module at ``path`` imports anywhere in its source.
-    Importing any module of the package runs its ``__init__``, which therefore always counts."""
-    names: set[str] = set()
+def module_file(name: str, package_dir: Path = PACKAGE_DIR) -> Path | None:
+    """The file of the package's module ``name`` (dotted, relative to the package: ``io``,
+    ``plan.registry``; ``__init__`` is the package's own ``__init__.py`` and a subpackage's
+    name its ``__init__.py``), or None if there is no such module."""
+    if name == "__init__":
+        return package_dir / "__init__.py"
+    path = package_dir.joinpath(*name.split("."))
+    if path.with_suffix(".py").is_file():
+        return path.with_suffix(".py")
+    return path / "__init__.py" if (path / "__init__.py").is_file() else None
+
+
+def _parents(name: str) -> set[str]:
+    """The packages whose ``__init__`` importing module ``name`` runs: the package's own
+    (``__init__``) and each enclosing subpackage's."""
+    parts = name.split(".")
+    return {"__init__"} | {".".join(parts[:k]) for k in range(1, len(parts))}
+
+
+def _imported_modules(name: str, package_dir: Path) -> set[str]:
+    """The package's modules that module ``name`` imports anywhere in its source (lazy imports
+    in functions too), with the ``__init__`` of every package that importing them runs.
+
+    ``from .x import y`` names module ``x`` relative to the importing module's package, and
+    ``y`` too where ``y`` is a module (``from . import y``, ``from .sub import module``)."""
+    path = module_file(name, package_dir)
+    is_package = path.name == "__init__.py" and name != "__init__"
+    # the package that relative imports start from: a subpackage's __init__ is its own package
+    here = [] if name == "__init__" else (name.split(".") if is_package else name.split(".")[:-1])
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.ImportFrom):
             module = node.module or ""
-            if node.level == 0 and module.split(".")[0] != PACKAGE:
-                continue
-            inner = module.split(".")[1:] if node.level == 0 else module.split(".")[:1] if module else []
-            # "from .x import y" / "from dmfcore.x import y": x; "from . import y": y (a module or a name)
-            names.update(inner[:1] or [alias.name for alias in node.names])
+            if node.level == 0:
+                if module.split(".")[0] != PACKAGE:
+                    continue
+                base = module.split(".")[1:]
+            else:
+                up = node.level - 1
+                if up > len(here):
+                    continue  # beyond the package
+                base = here[: len(here) - up] + (module.split(".") if module else [])
+            if base:
+                found.add(".".join(base))
+            # a name imported from a package may be a module of it
+            found.update(".".join(base + [alias.name]) for alias in node.names)
         elif isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[1] for alias in node.names
-                         if alias.name.split(".")[0] == PACKAGE and "." in alias.name)
-    return {name if (package_dir / f"{name}.py").is_file() else "__init__" for name in names} | {"__init__"}
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == PACKAGE and len(parts) > 1:
+                    found.add(".".join(parts[1:]))
+    modules = {m for m in found if module_file(m, package_dir) is not None}
+    return modules | {p for m in modules | {name} for p in _parents(m)}
 
 
 def module_closure(part: str, package_dir: Path = PACKAGE_DIR) -> list[str]:
-    """The package module ``part`` and every package module it imports, directly or not (sorted)."""
-    if not (package_dir / f"{part}.py").is_file():
-        modules = sorted(p.stem for p in package_dir.glob("*.py") if p.stem != "__init__")
+    """The package module ``part`` (dotted for a module of a subpackage) and every package module
+    it imports, directly or not, with the ``__init__`` of each package on the way (sorted)."""
+    if part == "__init__" or module_file(part, package_dir) is None:
+        modules = sorted(
+            ".".join(p.relative_to(package_dir).with_suffix("").parts)
+            for p in package_dir.rglob("*.py") if p.name != "__init__.py"
+        )
         raise ValueError(f"code part must be a module of {package_dir}, one of {modules}; got {part!r}")
     seen, todo = set(), [part]
     while todo:
         name = todo.pop()
         if name not in seen:
             seen.add(name)
-            todo.extend(_imported_modules(package_dir / f"{name}.py", package_dir) - seen)
+            todo.extend(_imported_modules(name, package_dir) - seen)
     return sorted(seen)
+
+
+@lru_cache(maxsize=None)
+def _cached_normalized_source(path: Path, stamp: tuple[int, int]) -> str:
+    """:func:`_normalized_source`, computed once per file version (``stamp``: its modification
+    time and size) in a process: the closures of every part share it."""
+    return _normalized_source(path)
 
 
 @lru_cache(maxsize=None)
 def code_fingerprint(part: str, package_dir: Path = PACKAGE_DIR) -> str:
     """Fingerprint of the code of ``part``: the module and every package module it imports
-    (:func:`module_closure`), each as its normalized source."""
+    (:func:`module_closure`), each as its normalized source, named by its path in the package."""
     digest = hashlib.sha256()
     for name in module_closure(part, package_dir):
-        digest.update(f"{name}.py".encode() + b"\0" + _normalized_source(package_dir / f"{name}.py").encode() + b"\0")
+        path = module_file(name, package_dir)
+        stat = path.stat()
+        label = path.relative_to(package_dir).as_posix()
+        source = _cached_normalized_source(path, (stat.st_mtime_ns, stat.st_size))
+        digest.update(label.encode() + b"\0" + source.encode() + b"\0")
     return digest.hexdigest()[:16]
 
 

@@ -48,7 +48,7 @@ import pandas as pd
 
 from .backend import resolve_backend
 from .dynamics import predicted_rate
-from .datasets import stream_seed
+from .seeds import stream_seed
 from .metrics import schatten_p
 from .model import init_factors
 from .optimizers import gd

@@ -18,7 +18,7 @@ rule aggregate:
     params:
         # every row must come from today's code of its part, every trajectory from this recording
         code=CODE["records"],
-        producers={part: CODE[part] for part in ("experiment", "baselines")},
+        producers={part: CODE[part] for part in ("experiment", "baselines", "real_data")},
         recording=lambda wc: recording(wc.experiment),
     script:
         "../scripts/aggregate.py"

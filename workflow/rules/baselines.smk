@@ -56,6 +56,6 @@ rule predictor_row:
         runtime=5,
         mem_mb=1000,
     params:
-        code=CODE["baselines"],
+        code=CODE["real_data"],
     script:
         "../scripts/predictor_row.py"

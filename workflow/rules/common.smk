@@ -35,7 +35,7 @@ RECORDING_KEYS = ("record_every", "top_k")
 # (dmfcore.provenance); a change to training code reruns neither the data nor the baselines.
 CODE = {
     part: code_fingerprint(part)
-    for part in ("datasets", "experiment", "baselines", "records", "theory", "plots")
+    for part in ("datasets", "real_data", "experiment", "baselines", "records", "theory", "plots")
 }
 
 # Tables, figures and logs of this configuration (config.yaml: "default"; a preset: its own

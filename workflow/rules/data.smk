@@ -60,7 +60,7 @@ rule ratings_split:
         mem_mb=1000,
     params:
         dataset=ratings_params,
-        code=CODE["datasets"],
+        code=CODE["real_data"],
     script:
         "../scripts/ratings_split.py"
 
