@@ -24,14 +24,13 @@ threshold: an exact reference below it is drawn on the floor as a triangle with 
 from __future__ import annotations
 
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from .io import atomic_path
-
-FIGURES = ("figure1", "figure2", "figure3")
 
 _OBS_LABEL = {"completion": "number of observed entries", "sensing": "number of measurements"}
 _TINY = 1e-300  # a zero error on a log axis
@@ -337,76 +336,93 @@ def figure3(
     return fig
 
 
-def theory_figure(check: str, summary: pd.DataFrame, points: pd.DataFrame) -> Any:
-    """The theory checks (:mod:`dmfcore.theory`).
-
-    - ``rates``: measured against predicted rate d sigma_r/dt (log-log, |values|), one panel
-      per depth, at the smallest step from a balanced start; the diagonal is Theorem 3.
-    - ``single_measurement``: the trajectories of the two signed singular values (solid) and
-      Equation (11)'s closed-form curves through the same start (dashed), one panel per depth;
-      dotted: the solutions <A, W> = y.
-    - ``commuting``: the nuclear norm gap of the depth-3 limit to the PSD minimum against the
-      initialization scale alpha (Theorem 2), and Proposition 1's Schatten-p values.
-    """
+def rates_figure(summary: pd.DataFrame, points: pd.DataFrame) -> Any:
+    """``rates``: measured against predicted rate d sigma_r/dt (log-log, |values|), one panel per
+    depth, at the smallest step from a balanced start; the diagonal is Theorem 3."""
     plt = _pyplot()
-    if check == "rates":
-        depths = sorted(int(d) for d in summary["depth"].unique())
-        fig, axes = plt.subplots(1, len(depths), figsize=(4 * len(depths), 4), squeeze=False, layout="constrained")
-        for ax, depth in zip(axes[0], depths):
-            runs = summary[(summary["depth"] == depth) & (summary["init"] == "balanced")]
-            lr = runs["lr"].min()
-            for k, (problem, run) in enumerate(runs[runs["lr"] == lr].groupby("problem")):
-                pts = points[(points["depth"] == depth) & (points["problem"] == problem) & (points["lr"] == lr)
-                             & (points["init"] == "balanced")]
-                ax.loglog(np.abs(pts["predicted_rate"]), np.abs(pts["measured_rate"]), ".", markersize=2,
-                          alpha=0.5, color=f"C{k}",
-                          label=f"{problem}: median error {float(run['median_rel_error'].iloc[0]):.2%}")
-            lims = [max(ax.get_xlim()[0], ax.get_ylim()[0]), min(ax.get_xlim()[1], ax.get_ylim()[1])]
-            ax.plot(lims, lims, "k--", linewidth=0.8, label="Theorem 3")
-            ax.set_title(f"depth {depth} (step {lr:g}, balanced init)", fontsize=9)
-            ax.set_xlabel("predicted |d sigma_r / dt|")
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=7)
-        axes[0][0].set_ylabel("measured |d sigma_r / dt| (finite differences)")
-    elif check == "single_measurement":
-        depths = sorted(int(d) for d in summary["depth"].unique())
-        fig, axes = plt.subplots(1, len(depths), figsize=(4 * len(depths), 4), squeeze=False, layout="constrained")
-        for ax, depth in zip(axes[0], depths):
-            for k, (start, curve) in enumerate(points[points["depth"] == depth].groupby("start")):
-                ax.plot(curve["w1"], curve["w2"], color=f"C{k}", linewidth=2, alpha=0.6,
-                        label="gradient descent" if k == 0 else None)
-                ax.plot(curve["w1"], curve["closed_form_w2"], "k--", linewidth=0.9,
-                        label="closed form (Eq. 11)" if k == 0 else None)
-            row = summary[summary["depth"] == depth].iloc[0]
-            w1 = np.linspace(-0.1, 1.1 * row["y"] / row["a1"], 50)
-            ax.plot(w1, (row["y"] - row["a1"] * w1) / row["a2"], ":", color="grey", label="<A, W> = y")
-            worst = float(summary.loc[summary["depth"] == depth, "max_rel_deviation"].max())
-            ax.set_title(f"depth {depth}: max deviation {worst:.1e} (relative)", fontsize=9)
-            ax.set_xlabel("signed singular value w1")
-            drawn = points.loc[points["depth"] == depth, "w2"]
-            ax.set_xlim(-0.05, 1.1 * row["y"] / row["a1"])
-            ax.set_ylim(min(-0.05, 1.2 * drawn.min()), 1.3 * max(drawn.max(), 0.05))
-            ax.grid(True, alpha=0.3)
-        axes[0][0].set_ylabel("signed singular value w2")
-        axes[0][0].legend(fontsize=7)
-    elif check == "commuting":
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-        axes[0].loglog(summary["alpha"], summary["relative_gap"], "o-")
-        axes[0].set_xlabel("initialization scale alpha (W(0) = alpha I, depth 3)")
-        axes[0].set_ylabel("(||W||_* - PSD minimum) / PSD minimum")
-        axes[0].set_title("Theorem 2: commuting measurements", fontsize=9)
-        axes[0].grid(True, which="both", alpha=0.3)
-        for k, (p, sub) in enumerate(points.groupby("p")):
-            axes[1].plot(sub["epsilon"], sub["schatten_p_perturbed"], "o-", color=f"C{k}", label=f"X_eps, p = {p:g}")
-            axes[1].plot(sub["epsilon"], sub["schatten_p_limit"], "--", color=f"C{k}", label=f"limit, p = {p:g}")
-        axes[1].set_xlabel("epsilon at entries (1, 2) and (2, 1)")
-        axes[1].set_ylabel("Schatten-p quasi-norm (sum sigma^p)")
-        axes[1].set_title("Proposition 1: the limit diag(1, 1, 0) does not minimize it", fontsize=9)
-        axes[1].grid(True, alpha=0.3)
-        axes[1].legend(fontsize=7)
-    else:
-        raise ValueError(f"unknown theory check {check!r}")
+    depths = sorted(int(d) for d in summary["depth"].unique())
+    fig, axes = plt.subplots(1, len(depths), figsize=(4 * len(depths), 4), squeeze=False, layout="constrained")
+    for ax, depth in zip(axes[0], depths):
+        runs = summary[(summary["depth"] == depth) & (summary["init"] == "balanced")]
+        lr = runs["lr"].min()
+        for k, (problem, run) in enumerate(runs[runs["lr"] == lr].groupby("problem")):
+            pts = points[(points["depth"] == depth) & (points["problem"] == problem) & (points["lr"] == lr)
+                         & (points["init"] == "balanced")]
+            ax.loglog(np.abs(pts["predicted_rate"]), np.abs(pts["measured_rate"]), ".", markersize=2,
+                      alpha=0.5, color=f"C{k}",
+                      label=f"{problem}: median error {float(run['median_rel_error'].iloc[0]):.2%}")
+        lims = [max(ax.get_xlim()[0], ax.get_ylim()[0]), min(ax.get_xlim()[1], ax.get_ylim()[1])]
+        ax.plot(lims, lims, "k--", linewidth=0.8, label="Theorem 3")
+        ax.set_title(f"depth {depth} (step {lr:g}, balanced init)", fontsize=9)
+        ax.set_xlabel("predicted |d sigma_r / dt|")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("measured |d sigma_r / dt| (finite differences)")
     return fig
+
+
+def single_measurement_figure(summary: pd.DataFrame, points: pd.DataFrame) -> Any:
+    """``single_measurement``: the trajectories of the two signed singular values (solid) and
+    Equation (11)'s closed-form curves through the same start (dashed), one panel per depth;
+    dotted: the solutions <A, W> = y."""
+    plt = _pyplot()
+    depths = sorted(int(d) for d in summary["depth"].unique())
+    fig, axes = plt.subplots(1, len(depths), figsize=(4 * len(depths), 4), squeeze=False, layout="constrained")
+    for ax, depth in zip(axes[0], depths):
+        for k, (start, curve) in enumerate(points[points["depth"] == depth].groupby("start")):
+            ax.plot(curve["w1"], curve["w2"], color=f"C{k}", linewidth=2, alpha=0.6,
+                    label="gradient descent" if k == 0 else None)
+            ax.plot(curve["w1"], curve["closed_form_w2"], "k--", linewidth=0.9,
+                    label="closed form (Eq. 11)" if k == 0 else None)
+        row = summary[summary["depth"] == depth].iloc[0]
+        w1 = np.linspace(-0.1, 1.1 * row["y"] / row["a1"], 50)
+        ax.plot(w1, (row["y"] - row["a1"] * w1) / row["a2"], ":", color="grey", label="<A, W> = y")
+        worst = float(summary.loc[summary["depth"] == depth, "max_rel_deviation"].max())
+        ax.set_title(f"depth {depth}: max deviation {worst:.1e} (relative)", fontsize=9)
+        ax.set_xlabel("signed singular value w1")
+        drawn = points.loc[points["depth"] == depth, "w2"]
+        ax.set_xlim(-0.05, 1.1 * row["y"] / row["a1"])
+        ax.set_ylim(min(-0.05, 1.2 * drawn.min()), 1.3 * max(drawn.max(), 0.05))
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("signed singular value w2")
+    axes[0][0].legend(fontsize=7)
+    return fig
+
+
+def commuting_figure(summary: pd.DataFrame, points: pd.DataFrame) -> Any:
+    """``commuting``: the nuclear norm gap of the depth-3 limit to the PSD minimum against the
+    initialization scale alpha (Theorem 2), and Proposition 1's Schatten-p values."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    axes[0].loglog(summary["alpha"], summary["relative_gap"], "o-")
+    axes[0].set_xlabel("initialization scale alpha (W(0) = alpha I, depth 3)")
+    axes[0].set_ylabel("(||W||_* - PSD minimum) / PSD minimum")
+    axes[0].set_title("Theorem 2: commuting measurements", fontsize=9)
+    axes[0].grid(True, which="both", alpha=0.3)
+    for k, (p, sub) in enumerate(points.groupby("p")):
+        axes[1].plot(sub["epsilon"], sub["schatten_p_perturbed"], "o-", color=f"C{k}", label=f"X_eps, p = {p:g}")
+        axes[1].plot(sub["epsilon"], sub["schatten_p_limit"], "--", color=f"C{k}", label=f"limit, p = {p:g}")
+    axes[1].set_xlabel("epsilon at entries (1, 2) and (2, 1)")
+    axes[1].set_ylabel("Schatten-p quasi-norm (sum sigma^p)")
+    axes[1].set_title("Proposition 1: the limit diag(1, 1, 0) does not minimize it", fontsize=9)
+    axes[1].grid(True, alpha=0.3)
+    axes[1].legend(fontsize=7)
+    return fig
+
+
+# The figure of each theory check (:data:`dmfcore.theory.THEORY_CHECKS`), from its two tables.
+THEORY_FIGURES: dict[str, Callable[[pd.DataFrame, pd.DataFrame], Any]] = {
+    "rates": rates_figure,
+    "single_measurement": single_measurement_figure,
+    "commuting": commuting_figure,
+}
+
+
+def theory_figure(check: str, summary: pd.DataFrame, points: pd.DataFrame) -> Any:
+    """The figure of theory check ``check`` (:data:`THEORY_FIGURES`)."""
+    if check not in THEORY_FIGURES:
+        raise ValueError(f"unknown theory check {check!r}")
+    return THEORY_FIGURES[check](summary, points)
 
 
 def draw_figure(
@@ -419,12 +435,28 @@ def draw_figure(
 ) -> None:
     """Draw ``figure`` (one of :data:`FIGURES`) from an experiment's tables into PNG and PDF files."""
     if figure not in FIGURES:
-        raise ValueError(f"figure must be one of {FIGURES}, got {figure!r}")
-    frame = pd.read_parquet(table_path)
-    if figure == "figure1":
-        fig = figure1(frame)
-    elif figure == "figure2":
-        fig = figure2(frame)
-    else:
-        fig = figure3(frame, pd.read_parquet(trajectories_path), missing)
-    save_figure(fig, png, pdf)
+        raise ValueError(f"figure must be one of {tuple(FIGURES)}, got {figure!r}")
+    kind = FIGURES[figure]
+    trajectories = pd.read_parquet(trajectories_path) if kind.needs_trajectories else None
+    save_figure(kind.draw(pd.read_parquet(table_path), trajectories, missing or {}), png, pdf)
+
+
+@dataclass(frozen=True)
+class FigureKind:
+    """A figure of an experiment: ``draw(table, trajectories, missing)`` gives the figure from the
+    experiment's table, its trajectories (None unless ``needs_trajectories``: the planner then
+    refuses an experiment that records none) and the datasets left out, with why."""
+
+    draw: Callable[[pd.DataFrame, pd.DataFrame | None, dict[str, str]], Any]
+    needs_trajectories: bool = False
+    description: str = ""
+
+
+# The figures an experiment can list (config: figures), by name. A new figure is one entry here.
+FIGURES: dict[str, FigureKind] = {
+    "figure1": FigureKind(lambda table, _, __: figure1(table), description="error against observations, by depth"),
+    "figure2": FigureKind(lambda table, _, __: figure2(table),
+                          description="error, nuclear norm and effective rank against observations"),
+    "figure3": FigureKind(lambda table, trajectories, missing: figure3(table, trajectories, missing),
+                          needs_trajectories=True, description="singular values during training"),
+}

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -324,28 +324,31 @@ def proposition1(
 # Files
 
 
-THEORY_CHECKS = ("rates", "single_measurement", "commuting")
+def _commuting() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return commuting_measurements(), proposition1()
+
+
+# The checks by name, each a function giving its summary table and its points (or curves):
+# - ``rates``: :func:`theorem3`; points are the moving points of every run;
+# - ``single_measurement``: :func:`single_measurement`; points are the trajectories;
+# - ``commuting``: :func:`commuting_measurements`; points are :func:`proposition1`'s rows.
+# A new check is one entry here and one figure in :data:`dmfcore.plots.THEORY_FIGURES`.
+THEORY_CHECKS: dict[str, Callable[[], tuple[pd.DataFrame, pd.DataFrame]]] = {
+    "rates": theorem3,
+    "single_measurement": single_measurement,
+    "commuting": _commuting,
+}
 
 
 def run_theory_check(check: str, table_path: str, points_path: str) -> pd.DataFrame:
-    """Run one check and write its summary table and its points (or curves) table.
-
-    - ``rates``: :func:`theorem3`; points are the moving points of every run;
-    - ``single_measurement``: :func:`single_measurement`; points are the trajectories;
-    - ``commuting``: :func:`commuting_measurements`; points are :func:`proposition1`'s rows.
-    Both tables carry the code fingerprint (:mod:`dmfcore.provenance`).
-    """
+    """Run one check of :data:`THEORY_CHECKS` and write its summary table and its points (or
+    curves) table, both with the code fingerprint (:mod:`dmfcore.provenance`)."""
     from .records import provenance
     from .io import write_parquet
 
-    if check == "rates":
-        summary, points = theorem3()
-    elif check == "single_measurement":
-        summary, points = single_measurement()
-    elif check == "commuting":
-        summary, points = commuting_measurements(), proposition1()
-    else:
-        raise ValueError(f"check must be one of {THEORY_CHECKS}, got {check!r}")
+    if check not in THEORY_CHECKS:
+        raise ValueError(f"check must be one of {tuple(THEORY_CHECKS)}, got {check!r}")
+    summary, points = THEORY_CHECKS[check]()
     stamp = provenance("theory")
     write_parquet(points_path, points.assign(**stamp))
     write_parquet(table_path, summary.assign(**stamp))
