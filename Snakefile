@@ -5,9 +5,7 @@ snakemake --cores all --configfile presets/paper.yaml    # the paper-scale grid
 snakemake --report results/report.html                   # figures with captions
 """
 
-from pathlib import Path
-
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -17,14 +15,6 @@ min_version("9.0")
 if not workflow.overwrite_configfiles:
 
     configfile: "config.yaml"
-
-
-include: "workflow/rules/validation.smk"
-
-
-# one readable line per problem first; then Snakemake's own validation
-check_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
-validate(config, "workflow/schemas/config.schema.yaml")
 
 
 report: "workflow/report/workflow.rst"
@@ -42,4 +32,4 @@ include: "workflow/rules/theory.smk"
 rule all:
     default_target: True
     input:
-        all_targets(),
+        PLAN.targets(),

@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from dmfcore.experiment import TrainConfig, run_dmf
+from dmfcore.experiment import run_dmf
+from dmfcore.runspec import TrainConfig
 from dmfcore.records import RunOutputs
 
 observations, root = Path(sys.argv[1]), Path(sys.argv[2])

@@ -13,7 +13,8 @@ import pytest
 from dmfcore.backend import resolve_backend
 from dmfcore.real_data import predictor_record
 from dmfcore.real_data import generate_ratings_split
-from dmfcore.experiment import TrainConfig, run_dmf
+from dmfcore.experiment import run_dmf
+from dmfcore.runspec import TrainConfig
 from dmfcore.records import RunOutputs
 from dmfcore.io import DataFileError, load_observations, load_test_observations
 from dmfcore.model import init_factors

@@ -17,7 +17,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,64 +27,16 @@ from . import __version__
 from .backend import resolve_backend
 from .seeds import stream_seed
 from .io import file_sha256, save_matrix, write_json, write_parquet, write_text
-from .model import INITS, init_factors
+from .model import init_factors
 from .optimizers import make_optimizer
 from .problems import CompletionObservations, make_objective, max_constraint_residual
 from .provenance import code_fingerprint
 from .records import RunOutputs, data_labels, evaluation, load_data, provenance
+from .runspec import TrainConfig
 from .training import Checkpointing, TrainResult, train
 
 # Long runs save their state every this many updates (dmfcore.training.Checkpointing).
 CHECKPOINT_EVERY = 10_000
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines one training run besides its data.
-
-    The defaults here are the project's only defaults for a run: the command line and the
-    workflow take theirs from this class.
-    """
-
-    depth: int
-    init: str = "gaussian"
-    init_scale: float = 1e-3
-    lr: float = 1e-3
-    optimizer: str = "group_rmsprop"
-    seed: int = 0
-    max_iters: int = 1_000_000
-    loss_threshold: float = 1e-6
-    record_every: int = 1000
-    top_k: int = 10
-    width: int | None = None
-    device: str = "cpu"
-    dtype: str = "float32"
-
-    def __post_init__(self) -> None:
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        if self.max_iters < 0 or self.loss_threshold < 0 or self.record_every < 0:
-            raise ValueError("max_iters, loss_threshold and record_every must be >= 0")
-
-
-def run_train_config(fields: dict[str, Any], recording: dict[str, int]) -> TrainConfig:
-    """The :class:`TrainConfig` of a run named by the fields of its workflow path (text or
-    numbers: depth, init, init_scale, optimizer, lr, seed, max_iters, loss_threshold, device,
-    dtype; other fields are ignored) and its ``record_every`` and ``top_k``."""
-    return TrainConfig(
-        depth=int(fields["depth"]),
-        init=fields["init"],
-        init_scale=float(fields["init_scale"]),
-        lr=float(fields["lr"]),
-        optimizer=fields["optimizer"],
-        seed=int(fields["seed"]),
-        max_iters=int(fields["max_iters"]),
-        loss_threshold=float(fields["loss_threshold"]),
-        record_every=recording["record_every"],
-        top_k=recording["top_k"],
-        device=fields["device"],
-        dtype=fields["dtype"],
-    )
 
 
 def _test_error_on(test: CompletionObservations, backend: Any) -> Any:

@@ -136,7 +136,7 @@ def group_rmsprop(lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-4) -> O
 
 
 def make_optimizer(name: str, lr: float) -> Optimizer:
-    """Optimizer by name with learning rate ``lr`` (defaults live in :class:`dmfcore.experiment.TrainConfig`)."""
+    """Optimizer by name with learning rate ``lr`` (defaults live in :class:`dmfcore.runspec.TrainConfig`)."""
     if name == "gd":
         return gd(lr)
     if name == "group_rmsprop":

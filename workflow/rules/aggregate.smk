@@ -9,7 +9,7 @@ rule aggregate:
         f"{OUT}/logs/aggregate/{{experiment}}.log",
     # the experiments' names only: the theory tables (theory.smk) share the pattern
     wildcard_constraints:
-        experiment="|".join(re.escape(name) for name in EXPERIMENTS),
+        experiment="|".join(re.escape(name) for name in PLAN.experiments),
     conda:
         "../../envs/dmf.yaml"
     resources:
@@ -18,7 +18,9 @@ rule aggregate:
     params:
         # every row must come from today's code of its part, every trajectory from this recording
         code=CODE["records"],
-        producers={part: CODE[part] for part in ("experiment", "baselines", "real_data")},
-        recording=lambda wc: recording(wc.experiment),
+        producers={
+            part: CODE[part] for part in ("experiment", "baselines", "real_data")
+        },
+        recording=recording,
     script:
         "../scripts/aggregate.py"

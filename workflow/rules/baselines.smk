@@ -13,8 +13,7 @@ rule min_nuclear_norm:
         runtime=30,
         mem_mb=2000,
     params:
-        **NUCLEAR_NORM_SOLVER,
-        tol=NUCLEAR_NORM_TOLERANCE,
+        **PLAN.nuclear_norm_params,
         code=CODE["baselines"],
     script:
         "../scripts/min_nuclear_norm.py"
@@ -49,7 +48,7 @@ rule predictor_row:
     log:
         "results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/{predictor}/run.log",
     wildcard_constraints:
-        predictor="mean_predictor|zero_predictor",
+        predictor="|".join(PREDICTORS),
     conda:
         "../../envs/dmf.yaml"
     resources:

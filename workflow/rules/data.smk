@@ -13,7 +13,7 @@ rule ground_truth:
         runtime=5,
         mem_mb=500,
     params:
-        synthetic=synthetic_params,
+        synthetic=ground_truth_params,
         code=CODE["datasets"],
     script:
         "../scripts/ground_truth.py"

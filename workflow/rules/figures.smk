@@ -21,6 +21,6 @@ rule figure:
         # the plotting code: editing it redraws the figures (and nothing else)
         code=CODE["plots"],
         # datasets whose data are missing: the figure says why
-        missing=lambda wc: missing_data(wc.experiment),
+        missing=missing_data,
     script:
         "../scripts/figure.py"

@@ -8,7 +8,7 @@ rule theory_check:
     log:
         f"{OUT}/logs/theory/{{check}}.log",
     wildcard_constraints:
-        check="rates|single_measurement|commuting",
+        check="|".join(ENUMS["theory"]),
     conda:
         "../../envs/dmf.yaml"
     threads: 1
@@ -36,7 +36,7 @@ rule theory_figure:
     log:
         f"{OUT}/logs/figures/theory_{{check}}.log",
     wildcard_constraints:
-        check="rates|single_measurement|commuting",
+        check="|".join(ENUMS["theory"]),
     conda:
         "../../envs/dmf.yaml"
     resources:

@@ -2,11 +2,11 @@ rule train_dmf:
     input:
         unpack(data_inputs),
     output:
-        matrix="results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/dmf_depth{depth}_{init}{init_scale}_{optimizer}_lr{lr}_stop{loss_threshold}_max{max_iters}_{device}_{dtype}/matrix.npz",
-        metrics="results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/dmf_depth{depth}_{init}{init_scale}_{optimizer}_lr{lr}_stop{loss_threshold}_max{max_iters}_{device}_{dtype}/metrics.json",
-        trajectory="results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/dmf_depth{depth}_{init}{init_scale}_{optimizer}_lr{lr}_stop{loss_threshold}_max{max_iters}_{device}_{dtype}/trajectory.parquet",
+        matrix=f"{RUN_DIR}/matrix.npz",
+        metrics=f"{RUN_DIR}/metrics.json",
+        trajectory=f"{RUN_DIR}/trajectory.parquet",
     log:
-        "results/runs/{problem}/{dataset}/n{n_obs}/seed{seed}/dmf_depth{depth}_{init}{init_scale}_{optimizer}_lr{lr}_stop{loss_threshold}_max{max_iters}_{device}_{dtype}/run.log",
+        f"{RUN_DIR}/run.log",
     # before the baselines: training jobs are the longest (and a GPU idles until they start)
     priority: 1
     # On a cluster (profiles/slurm) completion runs on the CPU take seconds and go out in
@@ -33,33 +33,30 @@ rule train_dmf:
 
 
 # Batched training: one rule per batch (its outputs are its runs' files, which Snakemake then
-# builds with this rule rather than train_dmf, whose outputs are patterns). See BATCHES.
-for index, (key, members) in enumerate(BATCHES.items()):
+# builds with this rule rather than train_dmf, whose outputs are patterns), named by a hash of
+# what its runs share (dmfcore.plan.make.Batch).
+for batch in PLAN.batches.values():
 
     rule:
         name:
-            f"train_batch_{index}"
+            batch.name
         input:
-            sorted({path for run in members for path in data_paths(run).values()}),
+            batch.inputs(),
         output:
-            [
-                f"{DMF_DIR.format(**run)}/{name}"
-                for run in members
-                for name in ("matrix.npz", "metrics.json", "trajectory.parquet")
-            ],
+            batch.outputs(),
         log:
-            [f"{DMF_DIR.format(**run)}/run.log" for run in members],
+            batch.logs(),
         priority: 1
         conda:
             "../../envs/dmf.yaml"
         threads: 1
         resources:
             runtime=60,
-            gpu=1 if dict(key)["device"].startswith("cuda") else 0,
+            gpu=1 if batch.device.startswith("cuda") else 0,
             mem_mb=lambda wc, input: 1000 + 2 * input.size_mb,
         params:
-            members=[{**run, **data_paths(run)} for run in members],
-            settings=batch_settings(members),
+            members=batch.members(),
+            settings=batch.recording,
             code=CODE["experiment"],
         script:
             "../scripts/train_batch.py"

@@ -5,15 +5,15 @@ limit_blas_threads(snakemake.threads)
 from dataclasses import replace  # noqa: E402
 
 from dmfcore.backend import job_device  # noqa: E402
-from dmfcore.experiment import (
-    run_dmf_batch,
-    run_train_config,
-)  # noqa: E402
+from dmfcore.experiment import run_dmf_batch  # noqa: E402
 from dmfcore.provenance import check_code_fingerprint  # noqa: E402
 from dmfcore.records import RunOutputs, logged  # noqa: E402
+from dmfcore.runspec import RunSpec  # noqa: E402
 
 members = snakemake.params.members
-configs = [run_train_config(run, snakemake.params.settings) for run in members]
+configs = [
+    RunSpec.from_wildcards(run).train_config(snakemake.params.settings) for run in members
+]
 files = list(snakemake.output)
 outputs = [
     RunOutputs(files[3 * k], files[3 * k + 1], log, files[3 * k + 2])

@@ -5,14 +5,14 @@ limit_blas_threads(snakemake.threads)
 from dataclasses import replace  # noqa: E402
 
 from dmfcore.backend import job_device  # noqa: E402
-from dmfcore.experiment import (
-    run_dmf,
-    run_train_config,
-)  # noqa: E402
+from dmfcore.experiment import run_dmf  # noqa: E402
 from dmfcore.provenance import check_code_fingerprint  # noqa: E402
 from dmfcore.records import RunOutputs, logged  # noqa: E402
+from dmfcore.runspec import RunSpec  # noqa: E402
 
-config = run_train_config(dict(snakemake.wildcards.items()), snakemake.params.settings)
+config = RunSpec.from_wildcards(dict(snakemake.wildcards.items())).train_config(
+    snakemake.params.settings
+)
 out = snakemake.output
 with logged(snakemake.log[0]):
     check_code_fingerprint(snakemake.params.code, "experiment")
