@@ -12,9 +12,9 @@
 #   mkdir -p .gpu_data && cp results/data/movielens100k_file_order/seed0/completion_n10000.npz .gpu_data/
 #
 # Timeline (SECONDS since the start): the MovieLens runs (depths 3, 2, 1, one process each) start
-# first and share the GPU with the GPU tests; with PRESET_SLICE=1, ci/gpu_preset_slice.yaml (40
+# first and share the GPU with the GPU tests; with PRESET_SLICE=1, presets/gpu_preset_slice.yaml (40
 # runs of the paper preset as one batched job, through snakemake) trains next, and with
-# PAPER_PRESET=1 the whole preset (ci/gpu_paper_preset.yaml: 3 batched jobs), GPU_JOBS (default 1) of
+# PAPER_PRESET=1 the whole preset (presets/paper_gpu.yaml: 3 batched jobs), GPU_JOBS (default 1) of
 # them at a time on the GPU; at ML_DEADLINE
 # (default 400 s) any MovieLens run still running is stopped (each leaves its checkpoint of the
 # last 10,000 steps); then the benchmark runs with the GPU to itself. Writes under $OUT:
@@ -48,7 +48,7 @@
 # checkout where they ran on the CPU (README, "At paper scale": 24 minutes on 2 cores):
 #   mkdir -p /tmp/gpu && tar -xzf <files_at>/paper_preset_metrics.tar.gz -C /tmp/gpu
 #   python ci/compare_devices.py /tmp/gpu <that checkout>
-# Before spending GPU time on a changed plan, ci/preset_rehearsal_cpu.yaml runs it on a CPU machine.
+# Before spending GPU time on a changed plan, presets/paper_rehearsal_cpu.yaml runs it on a CPU machine.
 set -uo pipefail
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_session}
@@ -99,9 +99,9 @@ run_preset() {
     find results/runs -path '*_cuda_*' -name metrics.json | tar -czf "$OUT/${label}_metrics.tar.gz" -T - 2>/dev/null
 }
 # one slice of the paper preset (40 runs, one batched job); the whole preset (3 batched jobs)
-[ "${PRESET_SLICE:-0}" = 1 ] && run_preset preset_slice gpu_preset_slice "${PRESET_TIMEOUT:-240}" ci/gpu_preset_slice.yaml
+[ "${PRESET_SLICE:-0}" = 1 ] && run_preset preset_slice gpu_preset_slice "${PRESET_TIMEOUT:-240}" presets/gpu_preset_slice.yaml
 [ "${PAPER_PRESET:-0}" = 1 ] && run_preset paper_preset paper "${PAPER_PRESET_TIMEOUT:-540}" presets/paper.yaml \
-    ci/gpu_paper_preset.yaml
+    presets/paper_gpu.yaml
 
 if [ ${#ml_pids[@]} -gt 0 ]; then
     any_running() { for pid in "${ml_pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }

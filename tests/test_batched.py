@@ -13,10 +13,10 @@ from dmfcore.model import init_factors
 from dmfcore.optimizers import make_optimizer
 from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion, sample_sensing
 from dmfcore.training import TrainingDivergedError, train
+from helpers import TORCH_DEVICES
 from operations import Operations
 
-DEVICES = ["torch-cpu", pytest.param("cuda", marks=[
-    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")])]
+DEVICES = TORCH_DEVICES
 SHAPE = (24, 20)
 W_STAR = low_rank_ground_truth(*SHAPE, 2, seed=0)
 

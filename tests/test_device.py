@@ -19,9 +19,7 @@ from dmfcore.problems import low_rank_ground_truth, make_objective, sample_compl
 from dmfcore.training import TrainingDivergedError, _DeviceChunks, train
 from operations import Operations
 
-HAS_CUDA = torch.cuda.is_available()
-needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="torch sees no CUDA GPU")
-TORCH_DEVICES = ["torch-cpu", pytest.param("cuda", marks=[pytest.mark.gpu, needs_cuda])]
+from helpers import HAS_CUDA, TORCH_DEVICES, needs_cuda  # noqa: E402
 
 
 def _problem(problem: str, dtype: str = "float64"):
@@ -206,12 +204,12 @@ def test_tiny_workflow_on_the_gpu_matches_the_cpu(tmp_path):
     pytest.importorskip("snakemake")
     pytest.importorskip("yaml")
     import pandas as pd
-    from test_workflow import TINY, _copy_workflow, _write_config, snakemake
+    from helpers import TINY, copy_workflow, snakemake, write_config
 
-    wf = _copy_workflow(tmp_path / "wf")
+    wf = copy_workflow(tmp_path / "wf")
     tiny = {**TINY["experiments"]["tiny"], "dtype": "float64", "figures": ["figure1"]}
     config = {"experiments": {"on_cpu": tiny, "on_gpu": {**tiny, "device": "cuda"}}}
-    snakemake(wf, "--cores", "2", "--configfile", str(_write_config(tmp_path / "c.yaml", config)))
+    snakemake(wf, "--cores", "2", "--configfile", str(write_config(tmp_path / "c.yaml", config)))
     keys = ["n_obs", "seed", "depth", "init_scale"]
     cpu, gpu = (pd.read_parquet(wf / f"results/default/tables/{name}.parquet").query("method == 'dmf'")
                 .sort_values(keys).reset_index(drop=True) for name in ("on_cpu", "on_gpu"))

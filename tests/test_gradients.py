@@ -7,6 +7,7 @@ import torch
 from dmfcore.backend import resolve_backend
 from dmfcore.model import backward, end_to_end, factor_gradients, forward, init_factors, make_workspace
 from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion, sample_sensing
+from helpers import CUDA
 
 SHAPES = [(7, 7), (6, 9), (9, 5)]
 
@@ -35,8 +36,7 @@ def _torch_loss(obs):
     return lambda w: (((a * w).sum(dim=(1, 2)) - y) ** 2).mean()
 
 
-@pytest.mark.parametrize("device", ["cpu", "torch-cpu", pytest.param("cuda", marks=[
-    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")])])
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu", CUDA])
 @pytest.mark.parametrize("problem", ["completion", "sensing"])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])

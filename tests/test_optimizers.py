@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dmfcore.optimizers import gd, group_rmsprop, group_rmsprop_step, make_optimizer
+from helpers import CUDA
 
 
 def _reference_group_rmsprop(grad_sequence, lr, alpha=0.99, eps=1e-4):
@@ -72,8 +73,7 @@ def test_gd_constant_step_and_bad_arguments():
         make_optimizer("gd")  # no hidden default learning rate
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[
-    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")])])
+@pytest.mark.parametrize("device", ["cpu", CUDA])
 def test_group_rmsprop_step_is_the_same_on_the_host_and_on_a_device(device):
     """The training loop computes GroupRMSprop's step on the host when it reads every step and
     on the device inside chunks: both must agree bit for bit (torch's CPU sqrt and its scalar

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import yaml
-from test_workflow import (REPO, SNAKEMAKE, TINY, _copy_workflow, _expected_observation_sets, _expected_runs,
-                           _write_config)
+from helpers import (REPO, SNAKEMAKE, TINY, copy_workflow, expected_observation_sets, expected_runs,
+                     write_config)
 
 PROFILE = REPO / "profiles/slurm/config.yaml"
 TRAIN_GROUP = "train_bundle"  # completion runs on the CPU; sensing and GPU runs go alone
@@ -67,7 +67,7 @@ def _unbundled_profile(workdir: Path) -> None:
 
 def test_paper_preset_is_bundled(tmp_path):
     """The paper-scale grid goes out as a few bundles of short jobs, not one SLURM job each."""
-    wf = _copy_workflow(tmp_path / "wf")
+    wf = copy_workflow(tmp_path / "wf")
     shutil.copytree(REPO / "presets", wf / "presets")
     args = ["--profile", "profiles/slurm", "--configfile", "presets/paper.yaml"]
     jobs = _dry_run_jobs(wf, *args)
@@ -108,14 +108,14 @@ def test_paper_preset_is_bundled(tmp_path):
 
 def test_profile_resources_follow_the_rules(tmp_path):
     """Memory as the rules declare it, time limits at most theirs, a GPU for CUDA runs only."""
-    wf = _copy_workflow(tmp_path / "wf")
+    wf = copy_workflow(tmp_path / "wf")
     tiny = TINY["experiments"]["tiny"]
     config = {"experiments": {
         "tiny": {**tiny, "figures": ["figure1"]},
         "sensing": {**tiny, "problem": "sensing", "n_obs": [120], "figures": []},
         "gpu": {**tiny, "device": "cuda", "seeds": [0], "figures": []},
     }}
-    cfg = str(_write_config(tmp_path / "c.yaml", config))
+    cfg = str(write_config(tmp_path / "c.yaml", config))
     declared = {(j["rule"], str(sorted(j["wildcards"].items()))): j for j in _dry_run_jobs(wf, "--configfile", cfg)}
     cluster = _dry_run_jobs(wf, "--configfile", cfg, "--profile", "profiles/slurm")
     assert len(cluster) == len(declared)
@@ -180,8 +180,8 @@ def cluster_run(tmp_path_factory):
     if reason := _cluster_up():
         pytest.skip(reason)
     base = tmp_path_factory.mktemp("slurm")
-    cfg = str(_write_config(base / "tiny.yaml", CLUSTER_TINY))
-    local_wf, cluster_wf = _copy_workflow(base / "local"), _copy_workflow(base / "cluster")
+    cfg = str(write_config(base / "tiny.yaml", CLUSTER_TINY))
+    local_wf, cluster_wf = copy_workflow(base / "local"), copy_workflow(base / "cluster")
     local = subprocess.Popen(SNAKEMAKE + ["--cores", "1", "--configfile", cfg], cwd=local_wf,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     start = time.perf_counter()
@@ -212,7 +212,7 @@ def _slurm_job(jobid: str) -> dict[str, str]:
 def test_jobs_go_through_sbatch_in_bundles(cluster_run):
     _, wf, out, seconds = cluster_run
     submitted = _submitted(out)
-    n_runs, n_obs_sets = len(_expected_runs(CLUSTER_TINY)), len(_expected_observation_sets(CLUSTER_TINY))
+    n_runs, n_obs_sets = len(expected_runs(CLUSTER_TINY)), len(expected_observation_sets(CLUSTER_TINY))
     # the data, the training bundles, the reference rows (2 per observation set), the table
     expected = 1 + math.ceil(n_runs / CI_BUNDLES[TRAIN_GROUP]) + math.ceil(2 * n_obs_sets / CI_BUNDLES["baselines"]) + 1
     assert len(submitted) == expected < n_runs + 2 * n_obs_sets + 3, out[-3000:]
@@ -238,7 +238,7 @@ def test_cluster_results_match_a_local_run(cluster_run):
     assert len(cluster) == len(local) > 0
     assert cluster[keys].equals(local[keys])
     dmf = (local["method"] == "dmf").to_numpy()
-    assert dmf.sum() == len(_expected_runs(CLUSTER_TINY))
+    assert dmf.sum() == len(expected_runs(CLUSTER_TINY))
     # the same machine, one BLAS thread: training runs are bitwise reproducible
     for column in ("iterations", "recon_error", "train_loss", "nuclear_norm", "effective_rank"):
         assert cluster.loc[dmf, column].tolist() == local.loc[dmf, column].tolist(), column
@@ -254,7 +254,7 @@ def test_failing_run_is_reported(cluster_run, tmp_path):
         **tiny, "n_obs": tiny["n_obs"][:1], "depths": [2], "seeds": [0], "optimizer": "gd", "lrs": [1000.0],
         "baselines": [], "figures": [],
     }}}  # its data exist already (the tiny grid made them): one training job to submit
-    res = _run(wf, "--configfile", str(_write_config(tmp_path / "diverge.yaml", config)), *_cluster_args(),
+    res = _run(wf, "--configfile", str(write_config(tmp_path / "diverge.yaml", config)), *_cluster_args(),
                timeout=120)
     out = res.stdout + res.stderr
     assert res.returncode != 0, out[-3000:]

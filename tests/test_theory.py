@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from test_device import TORCH_DEVICES, needs_cuda
+from helpers import TORCH_DEVICES, needs_cuda
 
 from dmfcore import theory
 from dmfcore.backend import resolve_backend, to_numpy

@@ -129,12 +129,33 @@ def build_parser() -> argparse.ArgumentParser:
     nn.add_argument(
         "--tol", type=float, default=NUCLEAR_NORM_TOL, help="relative duality gap of the first-order solver"
     )
+    plan = sub.add_parser(
+        "plan", help="print a configuration's runs, batches and jobs per rule (no Snakemake)",
+        description="Check a workflow configuration and print what `snakemake --cores all` would run from "
+        "scratch: runs per experiment, batches and jobs per rule. Several files merge as Snakemake's "
+        "--configfile does.",
+        formatter_class=defaults,
+    )
+    plan.add_argument("--configfile", nargs="+", default=["config.yaml"], help="configuration files, merged in order")
+    plan.add_argument("--schema", default=None, help="config schema (default: the workflow's)")
+    plan.add_argument("--json", action="store_true", help="print the summary as JSON")
+    plan.add_argument("--runs", action="store_true", help="also list every run's folder")
     return parser
+
+
+def _plan_command(args: argparse.Namespace) -> int:
+    from .plan import make_plan, read_config_files
+    from .plan.report import print_plan
+
+    print(print_plan(make_plan(read_config_files(args.configfile), args.schema), args.json, args.runs))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "plan":
+            return _plan_command(args)
         # every argument is checked before anything is written under --out
         config = _run_config(args) if args.command == "run" else None
         _check_data_args(args)
