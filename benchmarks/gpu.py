@@ -202,8 +202,8 @@ def main() -> None:
     # (B, 100, 100) @ (B, 100, 100) product measured here
     batched = []
     print(f"\n{'batched completion d=100, N=3':30} {'B':>5} {'bound us':>9} {'launched':>9} {'graphs':>8} "
-          f"{'+records':>9} {'(device)':>9} {'us/run-step':>12} {'x bound':>8}   (us per batch step; +records: every "
-          f"100 steps, on the host / on the device; us/run-step, x bound: default)")
+          f"{'+records':>9} {'us/run-step':>12} {'x bound':>8}   (us per batch step; +records: every "
+          f"100 steps; us/run-step, x bound: default)")
     for b in (1, 4) if args.quick else (1, 64, 256, 1024):
         runs = [BatchRun(sample_completion(w_star, 2000, seed=k), init_factors((100, 100), 3, "gaussian", 1e-3, seed=k),
                          1e-3, ground_truth=w_star) for k in range(b)]
@@ -216,13 +216,12 @@ def main() -> None:
         launched = batch_us(cuda_graphs=False)
         graphed = batch_us(cuda_graphs=True) if graphs else math.nan
         recorded = batch_us(record_every=100, top_k=10)  # on the host, while the device steps (the default here)
-        recorded_device = batch_us(record_every=100, top_k=10, records_on_host=False)
         default = graphed if graphs else launched
         bound = 6 * matmul_seconds(device, 100, 100, 100, repeat, batch=b) * 1e6
         batched.append(dict(batch=b, bound_us=bound, launched_us=launched, graphs_us=graphed, with_records_us=recorded,
-                            with_device_records_us=recorded_device, run_step_us=default / b,
+                            run_step_us=default / b,
                             ratio_to_bound=default / bound))
-        print(f"{'':30} {b:>5} {bound:9.1f} {launched:9.1f} {graphed:8.1f} {recorded:9.1f} {recorded_device:9.1f} "
+        print(f"{'':30} {b:>5} {bound:9.1f} {launched:9.1f} {graphed:8.1f} {recorded:9.1f} "
               f"{default / b:12.2f} {default / bound:8.2f}")
     sensing_batch = batched_sensing_us(args.device, w_star, (200, 300) if args.quick else PRESET_SENSING_SIZES,
                                        max(iters // 10, 20), repeat, graphs)
@@ -256,11 +255,11 @@ def batched_sensing_us(device: str, w_star: np.ndarray, sizes: tuple[int, ...], 
         return batch_step_us(group, backend, n, 5, cuda_graphs=graphs or None, **kw)
 
     out = dict(runs=len(runs), measurements=rows, bound_us=bound, stacked_us=batch_us(),
-               per_set_us=batch_us(stack_sets=False), with_records_us=batch_us(record_every=200, top_k=10))
+               with_records_us=batch_us(record_every=200, top_k=10))
     out["ratio_to_bound"] = out["stacked_us"] / bound
     print(f"\nbatched sensing d=100, N=3: {len(runs)} runs, {len(sizes)} sizes x 2 seeds ({rows} measurements): "
           f"bound {bound:.1f} us, sets of one size stacked {out['stacked_us']:.1f} us ({out['ratio_to_bound']:.2f} x "
-          f"bound), one block per set {out['per_set_us']:.1f} us, stacked + records every 200 steps "
+          f"bound), stacked + records every 200 steps "
           f"{out['with_records_us']:.1f} us (us per batch step)")
     # the preset trains depths 2, 3 and 4 on every set: one batch (a set read once per step for
     # the three) against a batch per depth (each reads every set: the steps of the three add up)

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from dmfcore.experiment import run_dmf
+from dmfcore.runs import run_dmf
 from dmfcore.runspec import TrainConfig
 from dmfcore.records import RunOutputs
 

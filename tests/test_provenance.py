@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dmfcore.seeds import STREAM_TAGS, stream_seed
-from dmfcore.records import check_provenance
+from dmfcore.tables import check_provenance
 from dmfcore.provenance import PACKAGE_DIR, StaleResultError, check_code_fingerprint, code_fingerprint, module_closure
 
 
@@ -21,7 +21,7 @@ def package_copy(tmp_path):
 
 
 def test_fingerprint_follows_the_code_not_its_comments(package_copy):
-    parts = ("datasets", "experiment", "baselines", "records", "theory", "plots")
+    parts = ("datasets", "runs", "baselines", "tables", "theory", "plots")
 
     def fingerprints() -> dict:
         code_fingerprint.cache_clear()
@@ -38,7 +38,7 @@ def test_fingerprint_follows_the_code_not_its_comments(package_copy):
     # baselines, the tables or the figures
     training.write_text(source.replace("t += 1", "t = t + 1", 1))
     after = fingerprints()
-    assert {part for part in parts if after[part] != before[part]} == {"experiment", "theory"}
+    assert {part for part in parts if after[part] != before[part]} == {"runs", "theory"}
     # a module every part imports: every part
     problems = package_copy / "problems.py"
     problems.write_text(problems.read_text() + "\nX = 1\n")
@@ -58,18 +58,18 @@ def test_a_part_is_its_module_and_all_it_imports(package_copy):
 
 
 def test_fingerprint_ignores_line_breaks_inside_brackets_but_not_fstrings(package_copy):
-    before = code_fingerprint("experiment", package_copy)
+    before = code_fingerprint("runs", package_copy)
     training = package_copy / "training.py"
     source = training.read_text()
     assert "def _record(\n" in source
     training.write_text(source.replace("def _record(\n", "def _record(\n\n    # why\n", 1))
     code_fingerprint.cache_clear()
-    assert code_fingerprint("experiment", package_copy) == before
+    assert code_fingerprint("runs", package_copy) == before
     assert 'f"{name}' in source or "f'" in source or 'f"' in source
     first_fstring = source.index('f"')
     training.write_text(source[:first_fstring + 2] + "x" + source[first_fstring + 2:])
     code_fingerprint.cache_clear()
-    assert code_fingerprint("experiment", package_copy) != before
+    assert code_fingerprint("runs", package_copy) != before
     code_fingerprint.cache_clear()
 
 
@@ -95,8 +95,8 @@ def test_fingerprint_is_the_same_on_every_python_version():
     script = ("import importlib.util, sys; from pathlib import Path; "
               "spec = importlib.util.spec_from_file_location('provenance', sys.argv[1]); "
               "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
-              "print(m.code_fingerprint('experiment', Path(sys.argv[2])), m.code_fingerprint('plots', Path(sys.argv[2])))")
-    here = f"{code_fingerprint('experiment')} {code_fingerprint('plots')}"
+              "print(m.code_fingerprint('runs', Path(sys.argv[2])), m.code_fingerprint('plots', Path(sys.argv[2])))")
+    here = f"{code_fingerprint('runs')} {code_fingerprint('plots')}"
     for python in others:
         res = subprocess.run([python, "-c", script, str(PACKAGE_DIR / "provenance.py"), str(PACKAGE_DIR)],
                              capture_output=True, text=True, check=True)
@@ -111,18 +111,18 @@ def test_a_job_with_other_code_refuses_to_run():
 
 def test_check_provenance_lists_the_stale_results_and_the_command():
     # each record against today's code of its own part
-    records = [{"code_fingerprint": "aaaa", "code_part": "experiment"},
+    records = [{"code_fingerprint": "aaaa", "code_part": "runs"},
                {"code_fingerprint": "cccc", "code_part": "baselines"},
-               {"code_fingerprint": "cccc", "code_part": "experiment"},  # the baselines' code, not its own
+               {"code_fingerprint": "cccc", "code_part": "runs"},  # the baselines' code, not its own
                {}]
     paths = ["runs/a/metrics.json", "runs/b/metrics.json", "runs/c/metrics.json", "runs/d/metrics.json"]
-    expected = {"experiment": "aaaa", "baselines": "cccc"}
+    expected = {"runs": "aaaa", "baselines": "cccc"}
     check_provenance(records[:2], paths[:2], expected)
     with pytest.raises(StaleResultError) as err:
         check_provenance(records, paths, expected)
     message = str(err.value)
     assert message.startswith("2 of 4 results were computed by other code (code fingerprint None, cccc; the code "
-                              "now is experiment aaaa, no code part None)")
+                              "now is no code part None, runs aaaa)")
     assert "snakemake --cores all --forcerun runs/c/metrics.json runs/d/metrics.json" in message
     assert "runs/a/metrics.json" not in message and "runs/b/metrics.json" not in message
 
@@ -164,7 +164,7 @@ def test_a_module_of_a_subpackage_is_in_its_importers_closure(package_copy):
 
 
 def test_editing_the_ratings_code_reruns_no_synthetic_data_training_or_baseline(package_copy):
-    parts = ("datasets", "real_data", "experiment", "baselines", "records", "theory", "plots")
+    parts = ("datasets", "real_data", "runs", "baselines", "tables", "theory", "plots")
     code_fingerprint.cache_clear()
     before = {part: code_fingerprint(part, package_copy) for part in parts}
     ratings = package_copy / "ratings.py"
@@ -183,7 +183,7 @@ def test_each_source_file_is_normalized_once_per_process(package_copy, monkeypat
     monkeypatch.setattr(provenance, "_normalized_source", lambda path: calls.append(path) or real(path))
     code_fingerprint.cache_clear()
     provenance._cached_normalized_source.cache_clear()
-    for part in ("datasets", "experiment", "baselines", "records", "theory", "plots"):
+    for part in ("datasets", "runs", "baselines", "tables", "theory", "plots"):
         code_fingerprint(part, package_copy)
     assert len(calls) == len(set(calls))
     code_fingerprint.cache_clear()

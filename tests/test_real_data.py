@@ -13,7 +13,7 @@ import pytest
 from dmfcore.backend import resolve_backend
 from dmfcore.real_data import predictor_record
 from dmfcore.real_data import generate_ratings_split
-from dmfcore.experiment import run_dmf
+from dmfcore.runs import run_dmf
 from dmfcore.runspec import TrainConfig
 from dmfcore.records import RunOutputs
 from dmfcore.io import DataFileError, load_observations, load_test_observations
@@ -21,7 +21,8 @@ from dmfcore.model import init_factors
 from dmfcore.optimizers import gd, group_rmsprop
 from dmfcore.problems import low_rank_ground_truth, make_objective, sample_completion
 from dmfcore.ratings import baseline_test_errors, read_ratings
-from dmfcore.training import Checkpointing, train
+from dmfcore.checkpoints import Checkpointing
+from dmfcore.training import train
 
 
 def write_ratings(path, n_users=30, n_items=40, m=500, seed=0):

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from helpers import (REPO, SNAKEMAKE, TINY, copy_workflow, expected_observation_sets, expected_runs,
-                     job_counts, job_stats, snakemake, workflow_env, write_config)
+                     job_counts, snakemake, workflow_env, write_config)
 
 pytestmark = pytest.mark.workflow
 
@@ -383,7 +383,7 @@ def test_a_table_never_mixes_results_of_different_code(tmp_path):
     # with Snakemake's own triggers the stale runs are recomputed and the table is whole again
     snakemake(wf, "--cores", "2", "--configfile", str(cfg))
     table = pd.read_parquet(wf / "results/default/tables/small.parquet")
-    assert len(table) == 6 and set(table["code_part"]) == {"experiment", "baselines"}
+    assert len(table) == 6 and set(table["code_part"]) == {"runs", "baselines"}
     assert (table.groupby("code_part")["code_fingerprint"].nunique() == 1).all()
     assert set(table["code_fingerprint"]).isdisjoint(fingerprints)
 

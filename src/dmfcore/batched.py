@@ -92,7 +92,6 @@ class BatchObjective:
     shape: tuple[int, int]
     completion: _CompletionTerm | None
     sensing: list[_SensingBlock] = field(default_factory=list)
-    stack_sets: bool = True
 
     def loss_and_grad(self, w: Any, grad_w: Any) -> Any:
         """Return the (B,) float64 losses and write every ``grad l_b(W_b)`` into ``grad_w`` (B, d1, d2)."""
@@ -137,32 +136,29 @@ class BatchObjective:
                 term = _CompletionTerm(new_run * size + c.flat_index[kept] % size,
                                        new_run * c.width + c.slot[kept] % c.width, c.width, c.scale[kept], c.y[kept],
                                        c.m[torch.as_tensor(list(keep), device=device)])
-        sets: dict[tuple, list[tuple[Any, Any, list[int]]]] = {}  # (m, R[, k]) -> (A_t, y rows, new runs) per set
+        sets: dict[tuple, list[tuple[Any, Any, list[int]]]] = {}  # (m, R) -> (A_t, y rows, new runs) per set
         for block in self.sensing:
             for g, runs in enumerate(block.runs.tolist()):
                 rows = [k for k, b in enumerate(runs) if new_of_old[b] >= 0]
                 if rows:
-                    key = _block_key(block.a_t.shape[1], len(rows), len(sets), self.stack_sets)
+                    key = _block_key(block.a_t.shape[1], len(rows))
                     sets.setdefault(key, []).append((block.a_t[g], block.y[g][rows], [int(new_of_old[runs[k]]) for k in rows]))
         sensing = [_SensingBlock(torch.as_tensor([runs for _, _, runs in members], device=device),
                                  torch.stack([a_t for a_t, _, _ in members]), torch.stack([y for _, y, _ in members]))
                    for members in sets.values()]
-        return BatchObjective(len(keep), self.shape, term, sensing, self.stack_sets)
+        return BatchObjective(len(keep), self.shape, term, sensing)
 
 
-def _block_key(m: int, readers: int, k: int, stack_sets: bool) -> tuple:
-    """The block of the k-th measurement set (m rows, read by ``readers`` runs): with
-    ``stack_sets`` one block per size and number of readers, else one per set."""
-    return (m, readers) + (() if stack_sets else (k,))
+def _block_key(m: int, readers: int) -> tuple:
+    """The block of a measurement set of m rows read by ``readers`` runs: the sets of one size,
+    read by as many runs each, are one stack (one batched product per pass over them)."""
+    return (m, readers)
 
 
-def batch_objective(observations: Sequence[Observations], backend: Backend, *,
-                    stack_sets: bool = True) -> BatchObjective:
+def batch_objective(observations: Sequence[Observations], backend: Backend) -> BatchObjective:
     """One objective for the runs' observation sets (all of one shape), on a torch ``backend``.
-    Runs whose observation set is the same object share its measurement matrix; with
-    ``stack_sets`` the sensing sets of one size, read by as many runs each, are one block (one
-    batched product per pass), without it each set is its own block (``benchmarks/gpu.py``
-    times both)."""
+    Runs whose observation set is the same object share its measurement matrix; the sensing sets
+    of one size, read by as many runs each, are one block (one batched product per pass)."""
     import torch
 
     shape = observations[0].shape
@@ -190,8 +186,8 @@ def batch_objective(observations: Sequence[Observations], backend: Backend, *,
         if isinstance(o, SensingObservations):
             readers.setdefault(id(o), []).append(b)
     blocks: dict[tuple, list[list[int]]] = {}
-    for k, runs in enumerate(readers.values()):
-        blocks.setdefault(_block_key(observations[runs[0]].m, len(runs), k, stack_sets), []).append(runs)
+    for runs in readers.values():
+        blocks.setdefault(_block_key(observations[runs[0]].m, len(runs)), []).append(runs)
     sensing = []
     for (m, *_), sets in blocks.items():
         first = observations[sets[0][0]].A
@@ -200,7 +196,7 @@ def batch_objective(observations: Sequence[Observations], backend: Backend, *,
             a_t[g].reshape(m, d2, d1)[...] = observations[runs[0]].A.transpose(0, 2, 1)
         y = np.stack([[observations[b].y for b in runs] for runs in sets])
         sensing.append(_SensingBlock(backend.index_array(np.array(sets)), backend.asarray(a_t), backend.asarray(y)))
-    return BatchObjective(len(observations), shape, term, sensing, stack_sets)
+    return BatchObjective(len(observations), shape, term, sensing)
 
 
 @dataclass
@@ -386,8 +382,7 @@ class _BatchSteps:
 
 
 def _batch_steps(runs: Sequence[BatchRun], backend: Backend, optimizer: str, loss_threshold: float, capacity: int,
-                 graphs: bool = False, graphs_required: bool = False,
-                 stack_sets: bool = True) -> tuple[_BatchSteps, list[int]]:
+                 graphs: bool = False, graphs_required: bool = False) -> tuple[_BatchSteps, list[int]]:
     """The steps of ``runs`` on ``backend`` and the run in each of their rows: the runs of one
     factor shape (depth, widths) are consecutive rows, one stack of factors."""
     import torch
@@ -398,7 +393,7 @@ def _batch_steps(runs: Sequence[BatchRun], backend: Backend, optimizer: str, los
     for shape, group in groupby(rows, key=shapes.__getitem__):
         members = list(group)
         stacks.append([backend.asarray(np.stack([runs[b].factors[j] for b in members])) for j in range(len(shape))])
-    objective = batch_objective([runs[b].observations for b in rows], backend, stack_sets=stack_sets)
+    objective = batch_objective([runs[b].observations for b in rows], backend)
     lrs = torch.tensor([float(runs[b].lr) for b in rows], dtype=torch.float64, device=backend.device)
     steps = _BatchSteps(objective, stacks, lrs, optimizer, loss_threshold, capacity, backend, graphs, graphs_required)
     return steps, rows
@@ -422,9 +417,7 @@ def train_batch(
     top_k: int = 10,
     check_every: int = HOST_CHECK_EVERY,
     cuda_graphs: bool | None = None,
-    stack_sets: bool = True,
     compact: bool = True,
-    records_on_host: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[TrainResult]:
     """Train ``runs`` (of one end-to-end shape, any depths) together on a torch ``backend``
@@ -437,12 +430,12 @@ def train_batch(
     every other diverged run). The host reads the losses every ``check_every`` steps and at
     records; on a CUDA device the steps in between are replays of one step captured as a CUDA
     graph (``cuda_graphs``, default: on CUDA; a failed capture then warns and launches the
-    kernels one by one), with the numbers of the launched steps. ``stack_sets``: see
-    :func:`batch_objective`. ``progress(step, still_training)`` is called at every look.
+    kernels one by one), with the numbers of the launched steps.
+    ``progress(step, still_training)`` is called at every look.
 
-    ``records_on_host``: compute the records (singular values, alignment statistics, errors) with
-    NumPy from copies of the runs' matrices, while the device takes the next steps (default: for
-    matrices of at most ``HOST_RECORD_MAX_ENTRIES`` entries), else on the device.
+    Records (singular values, alignment statistics, errors) of matrices of at most
+    ``HOST_RECORD_MAX_ENTRIES`` entries are computed with NumPy from copies of the runs'
+    matrices, while the device takes the next steps; larger ones on the device.
 
     ``compact``: when, at a look, half the rows of the stack hold runs that have stopped (with
     every run that shares their measurement set), those runs leave it (their results are kept)
@@ -468,12 +461,10 @@ def train_batch(
     batch = len(runs)
     # a chunk runs from one look to the next: at most this many steps (its losses' history)
     longest_chunk = max(1, min([check_every, max_iters] + ([record_every] if record_every else [])))
-    steps, rows = _batch_steps(runs, backend, optimizer, loss_threshold, longest_chunk, graphs, bool(cuda_graphs),
-                               stack_sets)
+    steps, rows = _batch_steps(runs, backend, optimizer, loss_threshold, longest_chunk, graphs, bool(cuda_graphs))
     objective = steps.objective
     has_truth = [run.ground_truth is not None for run in runs]
-    on_host = record_every > 0 and (math.prod(objective.shape) <= HOST_RECORD_MAX_ENTRIES
-                                    if records_on_host is None else records_on_host)
+    on_host = record_every > 0 and math.prod(objective.shape) <= HOST_RECORD_MAX_ENTRIES
     truths = np.stack([run.ground_truth if run.ground_truth is not None else np.zeros(objective.shape)
                        for run in runs]) if any(has_truth) else None
     if truths is not None and not on_host:

@@ -22,7 +22,7 @@ from .backend import DEVICES, DTYPES, resolve_backend
 from .convex import NUCLEAR_NORM_TOL
 from .baselines import run_min_nuclear_norm
 from .datasets import generate_ground_truth, generate_observations
-from .experiment import run_dmf
+from .runs import run_dmf
 from .runspec import TrainConfig
 from .records import RunOutputs
 from .io import DataFileError

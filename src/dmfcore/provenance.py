@@ -2,7 +2,7 @@
 
 Every computed result (run record, table row) carries ``code_fingerprint``, the fingerprint of
 the code that computed it, and ``code_part``, which code that is: an entry module of the
-package (``datasets``, ``experiment`` for training runs, ``baselines``, ``theory``, ``records``
+package (``datasets``, ``experiment`` for training runs, ``baselines``, ``theory``, ``tables``
 for tables, ``plots`` for figures) with every package module it imports, directly or not
 (:func:`module_closure`: every import statement of a module counts, lazy ones in functions
 too). The fingerprint is the first 16 hex digits of the SHA-256 of those modules' *normalized*

@@ -17,9 +17,9 @@ rule aggregate:
         mem_mb=1000,
     params:
         # every row must come from today's code of its part, every trajectory from this recording
-        code=CODE["records"],
+        code=CODE["tables"],
         producers={
-            part: CODE[part] for part in ("experiment", "baselines", "real_data")
+            part: CODE[part] for part in ("runs", "baselines", "real_data")
         },
         recording=recording,
     script:

@@ -27,9 +27,9 @@ CODE = {
     for part in (
         "datasets",
         "real_data",
-        "experiment",
+        "runs",
         "baselines",
-        "records",
+        "tables",
         "theory",
         "plots",
     )

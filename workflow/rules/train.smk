@@ -27,7 +27,7 @@ rule train_dmf:
         mem_mb=lambda wc: 1000 + sensing_mem_mb(wc),
     params:
         settings=training_settings,
-        code=CODE["experiment"],
+        code=CODE["runs"],
     script:
         "../scripts/train_dmf.py"
 
@@ -57,6 +57,6 @@ for batch in PLAN.batches.values():
         params:
             members=batch.members(),
             settings=batch.recording,
-            code=CODE["experiment"],
+            code=CODE["runs"],
         script:
             "../scripts/train_batch.py"

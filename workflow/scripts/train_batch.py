@@ -4,8 +4,8 @@ limit_blas_threads(snakemake.threads)
 
 from dataclasses import replace  # noqa: E402
 
-from dmfcore.backend import job_device  # noqa: E402
-from dmfcore.experiment import run_dmf_batch  # noqa: E402
+from dmfcore.gpus import job_device  # noqa: E402
+from dmfcore.runs import run_dmf_batch  # noqa: E402
 from dmfcore.provenance import check_code_fingerprint  # noqa: E402
 from dmfcore.records import RunOutputs, logged  # noqa: E402
 from dmfcore.runspec import RunSpec  # noqa: E402
@@ -21,7 +21,7 @@ outputs = [
 ]
 data = [(run.get("ground_truth"), run["observations"]) for run in members]
 with logged(snakemake.log[0]):
-    check_code_fingerprint(snakemake.params.code, "experiment")
+    check_code_fingerprint(snakemake.params.code, "runs")
     # several GPUs: this job's is the one with the fewest jobs, held while it trains
     device, gpu_claim = job_device(configs[0].device)
     run_dmf_batch(data, [replace(config, device=device) for config in configs], outputs)

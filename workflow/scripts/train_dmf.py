@@ -4,8 +4,8 @@ limit_blas_threads(snakemake.threads)
 
 from dataclasses import replace  # noqa: E402
 
-from dmfcore.backend import job_device  # noqa: E402
-from dmfcore.experiment import run_dmf  # noqa: E402
+from dmfcore.gpus import job_device  # noqa: E402
+from dmfcore.runs import run_dmf  # noqa: E402
 from dmfcore.provenance import check_code_fingerprint  # noqa: E402
 from dmfcore.records import RunOutputs, logged  # noqa: E402
 from dmfcore.runspec import RunSpec  # noqa: E402
@@ -15,7 +15,7 @@ config = RunSpec.from_wildcards(dict(snakemake.wildcards.items())).train_config(
 )
 out = snakemake.output
 with logged(snakemake.log[0]):
-    check_code_fingerprint(snakemake.params.code, "experiment")
+    check_code_fingerprint(snakemake.params.code, "runs")
     # several GPUs: this job's is the one with the fewest jobs, held while it trains
     device, gpu_claim = job_device(config.device)
     run_dmf(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..runspec import OBSERVATION_SET_DIR, RUN_FILES, RunSpec, number
+from ..runspec import OBSERVATION_SET_DIR, RunSpec
 from .config import (
     ConfigError,
     check_schema,

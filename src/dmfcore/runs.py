@@ -4,7 +4,7 @@
 (JSON), trajectory (Parquet, when recording) and log; :func:`run_dmf_batch` trains several
 together on a torch device and writes each run's files as :func:`run_dmf` would. Data files
 come from :mod:`dmfcore.datasets`, the reference rows from :mod:`dmfcore.baselines`, and what
-all records share (outputs, provenance, tables) from :mod:`dmfcore.records`.
+all records share (outputs, provenance, labels) from :mod:`dmfcore.records`.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from .problems import CompletionObservations, make_objective, max_constraint_res
 from .provenance import code_fingerprint
 from .records import RunOutputs, data_labels, evaluation, load_data, provenance
 from .runspec import TrainConfig
-from .training import Checkpointing, TrainResult, train
+from .checkpoints import Checkpointing
+from .training import TrainResult, train
 
-# Long runs save their state every this many updates (dmfcore.training.Checkpointing).
+# Long runs save their state every this many updates (dmfcore.checkpoints.Checkpointing).
 CHECKPOINT_EVERY = 10_000
 
 
@@ -100,7 +101,7 @@ def _write_run(result: TrainResult, config: TrainConfig, device: str, outputs: R
         "max_iters": config.max_iters,
         "record_every": config.record_every,
         "top_k": config.top_k,
-        **provenance("experiment"),
+        **provenance("runs"),
     }
     error = "recon error" if w_star is not None else "test error"
     log.info(
@@ -144,7 +145,7 @@ def run_dmf(
     recording = outputs.trajectory is not None
     # a checkpoint is this run's only if the config, the data and the code are the same
     data_digest = file_sha256(observations_path)
-    checkpoint_key = json.dumps([asdict(config), data_digest, str(ground_truth_path), code_fingerprint("experiment"), recording])
+    checkpoint_key = json.dumps([asdict(config), data_digest, str(ground_truth_path), code_fingerprint("runs"), recording])
     checkpointing = Checkpointing(
         Path(outputs.matrix).parent / "checkpoint.npz", CHECKPOINT_EVERY,
         hashlib.sha256(checkpoint_key.encode()).hexdigest(),
