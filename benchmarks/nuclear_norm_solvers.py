@@ -1,18 +1,23 @@
-"""Certified minimum nuclear norm (``dmfcore.nuclear_admm``) at the paper's scale.
+"""Minimum nuclear norm solvers timed on a fixed set of instances (one BLAS thread).
 
-At d = 100, rank 5 (``W* = U V^T / sqrt(r)`` rescaled to ``||W*||_F = d``), solves
-``min ||W||_*  s.t.  A(W) = y`` for matrix sensing with m in (1000, 2000, 5000) float32
-Gaussian measurements and for matrix completion with m = 2000 observed entries, to a
-certified relative duality gap ``--tol`` (default 1e-8), one BLAS thread.
+Instances (``W* = U V^T / sqrt(r)`` rescaled to ``||W*||_F = d``, observation seed ``(seed, m)``
+as in the workflow; seed 3 by default, whose rank-5 3000-entry instance sits at the convex
+method's recovery threshold):
 
-Each case runs in its own subprocess, which loads the observations from .npy files written
-by the parent (so that the data generation's float64 temporaries do not count) and reports
-its peak RSS (``VmHWM``, else ``ru_maxrss``) and its RSS once the data are loaded. Reported per case: wall
-seconds of the solver (including the Cholesky factorization of ``M M^T``), iterations,
-relative gap, status, peak RSS, ``mean((W - W*)^2)``, ``||W||_*`` and ``||W*||_*``.
-Prints a table and, as its last line, one JSON object.
+- completion, 100 x 100, rank 5, m = 1500, 2000, 3000, 5000;
+- completion, 100 x 100, rank 10, m = 5000 (near its threshold);
+- sensing, 50 x 50, rank 3, m = 450 Gaussian measurements (the default config's sensing size);
+- MovieLens 100K (943 x 1682, the first 10,000 ratings of u.data) when ``--ratings`` names an
+  existing file (first-order solver only: SCS's semidefinite formulation does not fit).
 
-    python benchmarks/nuclear_norm_solvers.py [--tol 1e-8] [--cases sensing:1000,completion:2000]
+Every (instance, solver) pair runs in its own subprocess, which loads the observations from
+.npy files written by the parent and reports CPU seconds (``time.process_time``) of the
+solve, peak RSS, ``||W||_*``, the certified relative duality gap (first-order solver; SCS
+reports none), ``converged`` and the max constraint residual. Prints a table and, as its last
+line, one JSON object.
+
+    python benchmarks/nuclear_norm_solvers.py [--tol 1e-8] [--solvers cvxpy-scs,admm-svt]
+        [--ratings /path/to/ml-100k/u.data] [--max-iters 20000]
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from dmfcore.nuclear_admm import min_nuclear_norm_admm  # noqa: E402
+from dmfcore.convex import default_check_every, min_nuclear_norm  # noqa: E402
 from dmfcore.problems import (  # noqa: E402
     CompletionObservations,
     SensingObservations,
@@ -41,113 +47,133 @@ from dmfcore.problems import (  # noqa: E402
     sample_sensing,
 )
 
-D, RANK = 100, 5
-DEFAULT_CASES = "sensing:1000,sensing:2000,sensing:5000,completion:2000"
-
-
-def _status_mb(field: str) -> float | None:
-    """A ``/proc/self/status`` memory field (Linux) in MiB, None elsewhere."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+# (name, problem, d, rank, m)
+SYNTHETIC = (
+    ("c100-r5-m1500", "completion", 100, 5, 1500),
+    ("c100-r5-m2000", "completion", 100, 5, 2000),
+    ("c100-r5-m3000", "completion", 100, 5, 3000),
+    ("c100-r5-m5000", "completion", 100, 5, 5000),
+    ("c100-r10-m5000", "completion", 100, 10, 5000),
+    ("s50-r3-m450", "sensing", 50, 3, 450),
+)
+DEFAULT_RATINGS = "/work/shared/data/ml-100k/u.data"
 
 
 def _peak_rss_mb() -> float:
-    """Peak RSS of this process since its exec.
-
-    ``VmHWM`` where available: ``ru_maxrss`` of an exec'd child also counts the RSS its
-    (forked) parent had, which here holds the previous case's data.
-    """
-    hwm = _status_mb("VmHWM")
-    if hwm is not None:
-        return hwm
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024 if sys.platform != "darwin" else peak / 2**20  # KiB on Linux, bytes on macOS
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
 
-def write_case(directory: Path, problem: str, m: int, seed: int) -> None:
-    w_star = low_rank_ground_truth(D, D, RANK, seed=seed)
+def write_synthetic(directory: Path, problem: str, d: int, rank: int, m: int, seed: int) -> None:
+    w_star = low_rank_ground_truth(d, d, rank, seed=seed)
     np.save(directory / "w_star.npy", w_star)
     if problem == "sensing":
-        obs = sample_sensing(w_star, m, seed=seed + 1)  # float32 A, as in training
+        obs = sample_sensing(w_star, m, seed=(seed, m))
         np.save(directory / "A.npy", obs.A)
         np.save(directory / "y.npy", obs.y)
     else:
-        obs = sample_completion(w_star, m, seed=seed + 1)
-        np.save(directory / "rows.npy", obs.rows)
-        np.save(directory / "cols.npy", obs.cols)
-        np.save(directory / "values.npy", obs.values)
+        obs = sample_completion(w_star, m, seed=(seed, m))
+        for key in ("rows", "cols", "values"):
+            np.save(directory / f"{key}.npy", getattr(obs, key))
+    (directory / "shape.json").write_text(json.dumps([d, d]))
 
 
-def run_case(directory: Path, problem: str, tol: float) -> dict:
-    """Solve one case written by ``write_case`` (in this process) and summarize it."""
-    w_star = np.load(directory / "w_star.npy")
-    if problem == "sensing":
-        obs = SensingObservations(w_star.shape, np.load(directory / "A.npy"), np.load(directory / "y.npy"))
+def write_movielens(directory: Path, ratings: str) -> None:
+    from dmfcore.ratings import read_ratings, split_ratings
+
+    train, _ = split_ratings(read_ratings(ratings, (943, 1682)), 10_000, "file_order", 0)
+    for key in ("rows", "cols", "values"):
+        np.save(directory / f"{key}.npy", getattr(train, key))
+    (directory / "shape.json").write_text(json.dumps(list(train.shape)))
+
+
+def run_case(directory: Path, solver: str, tol: float, max_iters: int) -> dict:
+    """Solve one written instance with one solver (in this process) and summarize it."""
+    shape = tuple(json.loads((directory / "shape.json").read_text()))
+    if (directory / "A.npy").exists():
+        obs = SensingObservations(shape, np.load(directory / "A.npy"), np.load(directory / "y.npy"))
     else:
-        obs = CompletionObservations(
-            w_star.shape, *(np.load(directory / f"{k}.npy") for k in ("rows", "cols", "values"))
-        )
-    data_rss = _status_mb("VmRSS")
-    res = min_nuclear_norm_admm(obs, tol=tol)
-    truth = float(np.linalg.svd(w_star, compute_uv=False).sum())
+        obs = CompletionObservations(shape, *(np.load(directory / f"{k}.npy") for k in ("rows", "cols", "values")))
+    w_star = np.load(directory / "w_star.npy") if (directory / "w_star.npy").exists() else None
+    start = time.process_time()
+    if solver == "admm-svt":
+        from dmfcore.nuclear_admm import min_nuclear_norm_admm
+
+        res = min_nuclear_norm_admm(obs, tol=tol, max_iters=max_iters, check_every=default_check_every(obs))
+    else:
+        res = min_nuclear_norm(obs, solver, tol)
+    cpu = time.process_time() - start
     return {
-        "problem": problem,
-        "m": obs.m,
-        "wall_seconds": round(res.wall_seconds, 2),
-        "iterations": res.iterations,
-        "relative_gap": res.relative_gap,
+        "solver": res.solver,
+        "cpu_seconds": round(cpu, 2),
         "status": res.status,
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
-        "rss_with_data_mb": None if data_rss is None else round(data_rss, 1),
-        "recon_error": float(np.mean((res.w - w_star) ** 2)),
+        "converged": res.status == "optimal",
+        "relative_gap": getattr(res, "relative_gap", None),
+        "iterations": res.iterations,
         "nuclear_norm": res.nuclear_norm,
-        "lower_bound": res.lower_bound,
-        "truth_nuclear_norm": truth,
         "max_residual": res.max_residual,
+        "recon_error": None if w_star is None else float(np.mean((res.w - w_star) ** 2)),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tol", type=float, default=1e-8)
-    parser.add_argument("--cases", default=DEFAULT_CASES, help="comma-separated problem:m")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--child", nargs=2, metavar=("DIR", "PROBLEM"), help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--solvers", default="cvxpy-scs,admm-svt")
+    parser.add_argument("--cases", default=",".join(c[0] for c in SYNTHETIC) + ",movielens")
+    parser.add_argument("--ratings", default=DEFAULT_RATINGS, help="MovieLens 100K u.data ('' to skip)")
+    parser.add_argument("--max-iters", type=int, default=20_000, help="first-order solver's iteration cap")
+    parser.add_argument("--child", nargs=2, metavar=("DIR", "SOLVER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_case(Path(args.child[0]), args.child[1], args.tol)))
+        print(json.dumps(run_case(Path(args.child[0]), args.child[1], args.tol, args.max_iters)))
         return
 
+    wanted = args.cases.split(",")
+    cases = [c for c in SYNTHETIC if c[0] in wanted]
+    movielens = "movielens" in wanted and bool(args.ratings) and Path(args.ratings).is_file()
+    print(f"tol={args.tol:g} seed={args.seed}, one BLAS thread, one subprocess per instance and solver, CPU seconds")
+    print(f"{'instance':>16} {'solver':>10} {'CPU s':>8} {'converged':>9} {'rel gap':>9} {'iters':>6} "
+          f"{'||W||_*':>16} {'max resid':>9} {'recon err':>9}")
     results = []
-    print(f"d={D} rank={RANK} tol={args.tol:g}, one BLAS thread, one subprocess per case")
-    header = (
-        f"{'problem':>10} {'m':>5} {'wall s':>7} {'iters':>6} {'rel gap':>9} {'status':>9} "
-        f"{'peak MB':>8} {'data MB':>8} {'recon err':>10} {'||W||_*':>12} {'||W*||_*':>12}"
-    )
-    print(header)
-    for case in args.cases.split(","):
-        problem, m = case.split(":")
+    todo = [(name, problem, d, r, m) for name, problem, d, r, m in cases]
+    if movielens:
+        todo.append(("movielens100k", "completion", None, None, 10_000))
+    for name, problem, d, rank, m in todo:
         with tempfile.TemporaryDirectory() as tmp:
-            write_case(Path(tmp), problem, int(m), args.seed)
-            out = subprocess.run(
-                [sys.executable, __file__, "--tol", str(args.tol), "--child", tmp, problem],
-                check=True, capture_output=True, text=True,
-            ).stdout
-        r = json.loads(out.strip().splitlines()[-1])
-        results.append(r)
-        print(
-            f"{r['problem']:>10} {r['m']:>5} {r['wall_seconds']:>7.2f} {r['iterations']:>6} "
-            f"{r['relative_gap']:>9.2e} {r['status']:>9} {r['peak_rss_mb']:>8.0f} "
-            f"{r['rss_with_data_mb'] or float('nan'):>8.0f} {r['recon_error']:>10.3e} "
-            f"{r['nuclear_norm']:>12.6f} {r['truth_nuclear_norm']:>12.6f}",
-            flush=True,
-        )
-    print(json.dumps({"d": D, "rank": RANK, "tol": args.tol, "cases": results}))
+            if d is None:
+                write_movielens(Path(tmp), args.ratings)
+            else:
+                write_synthetic(Path(tmp), problem, d, rank, m, args.seed)
+            for solver in args.solvers.split(","):
+                if d is None and solver == "cvxpy-scs":
+                    continue  # its (d1 + d2)^2 semidefinite variable does not fit
+                out = subprocess.run(
+                    [sys.executable, __file__, "--tol", str(args.tol), "--max-iters", str(args.max_iters),
+                     "--child", tmp, solver],
+                    check=True, capture_output=True, text=True,
+                ).stdout
+                r = {"instance": name, "problem": problem, "m": m, **json.loads(out.strip().splitlines()[-1])}
+                results.append(r)
+                gap = "-" if r["relative_gap"] is None else f"{r['relative_gap']:.2e}"
+                err = "-" if r["recon_error"] is None else f"{r['recon_error']:.2e}"
+                print(f"{name:>16} {r['solver']:>10} {r['cpu_seconds']:>8.2f} {str(r['converged']):>9} {gap:>9} "
+                      f"{r['iterations'] or 0:>6} {r['nuclear_norm']:>16.10f} {r['max_residual']:>9.1e} {err:>9}",
+                      flush=True)
+    totals = {}
+    for r in results:
+        if r["instance"] != "movielens100k":
+            totals[r["solver"]] = round(totals.get(r["solver"], 0.0) + r["cpu_seconds"], 2)
+    print(f"total CPU s over the synthetic instances: {totals}")
+    print(json.dumps({"tol": args.tol, "seed": args.seed, "totals": totals, "cases": results}))
 
 
 if __name__ == "__main__":
