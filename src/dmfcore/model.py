@@ -28,7 +28,12 @@ import numpy as np
 
 from .backend import Backend, backend_of, namespace_of
 
-INITS = ("gaussian", "identity", "orthogonal", "balanced")
+INITS = ("gaussian", "identity", "orthogonal", "balanced", "normal_posdet", "normal_negdet", "balanced_posdet")
+# The inits drawn again until the end-to-end matrix's determinant has a sign (Razin & Cohen 2020):
+# init -> (the init drawn, the sign wanted).
+DET_CONDITIONED = {"normal_posdet": ("normal", 1), "normal_negdet": ("normal", -1), "balanced_posdet": ("balanced", 1)}
+# Draws tried before such an init gives up (each has probability about 1/2).
+MAX_INIT_DRAWS = 1000
 
 
 def factor_shapes(shape: tuple[int, int], depth: int, width: int | None = None) -> list[tuple[int, int]]:
@@ -72,16 +77,50 @@ def init_factors(
       SVD ``W0 = U S V^T``, and ``W_1 = Q_1 S^(1/N) V^T``, ``W_j = Q_j S^(1/N) Q_{j-1}^T``,
       ``W_N = U S^(1/N) Q_{N-1}^T`` with random orthogonal ``Q_j``; then ``W_N ... W_1 = W0``
       and ``W_{j+1}^T W_{j+1} = W_j W_j^T`` for every j (Arora et al. 2018).
+    - ``normal_posdet``, ``normal_negdet`` (Razin & Cohen's code): every factor entry iid
+      ``N(0, init_scale^2)``, drawn again until ``det(W(0))`` is positive (negative); square
+      matrices only. ``balanced_posdet``: ``balanced``, drawn again until ``det(W(0)) > 0``.
     """
+    return init_factors_and_draws(shape, depth, init, init_scale, seed, width)[0]
+
+
+def init_factors_and_draws(
+    shape: tuple[int, int],
+    depth: int,
+    init: str = "gaussian",
+    init_scale: float = 1e-3,
+    seed: int = 0,
+    width: int | None = None,
+) -> tuple[list[np.ndarray], int]:
+    """:func:`init_factors`, with how many draws it took (1 but for the determinant-conditioned
+    inits of :data:`DET_CONDITIONED`, which draw from one random stream until ``det(W(0))`` has
+    the sign they want)."""
+    if init in DET_CONDITIONED:
+        base, sign = DET_CONDITIONED[init]
+        if shape[0] != shape[1]:
+            raise ValueError(f"init {init!r} conditions det(W(0)): it needs a square matrix, got {shape}")
+        rng = np.random.default_rng(seed)
+        for draw in range(1, MAX_INIT_DRAWS + 1):
+            factors = _draw_factors(shape, depth, base, init_scale, rng, width)
+            if sign * np.linalg.det(end_to_end(factors)) > 0:
+                return factors, draw
+        raise ValueError(f"init {init!r}: no draw in {MAX_INIT_DRAWS} had det(W(0)) of sign {sign:+d}")
+    return _draw_factors(shape, depth, init, init_scale, np.random.default_rng(seed), width), 1
+
+
+def _draw_factors(
+    shape: tuple[int, int], depth: int, init: str, init_scale: float, rng: np.random.Generator, width: int | None
+) -> list[np.ndarray]:
     shapes = factor_shapes(shape, depth, width)
     if not (isinstance(init_scale, (int, float)) and init_scale > 0 and math.isfinite(init_scale)):
         raise ValueError(f"init_scale must be a positive finite number, got {init_scale!r}")
-    rng = np.random.default_rng(seed)
     n = depth
     h = shapes[0][0] if depth > 1 else min(shape)
     if init == "gaussian":
         s = init_scale ** (1.0 / n) / math.sqrt(h)
         return [rng.standard_normal(sh) * s for sh in shapes]
+    if init == "normal":  # Razin & Cohen's code: every factor entry iid N(0, init_scale^2)
+        return [rng.standard_normal(sh) * init_scale for sh in shapes]
     if init == "identity":
         c = init_scale ** (1.0 / n)
         return [np.eye(*sh) * c for sh in shapes]

@@ -410,11 +410,48 @@ def commuting_figure(summary: pd.DataFrame, points: pd.DataFrame) -> Any:
     return fig
 
 
+def norms_flow_figure(summary: pd.DataFrame, points: pd.DataFrame) -> Any:
+    """``norms_flow``: |w11| (left) and |det W| (right) against the train loss (log axes, the loss
+    decreasing to the right), one panel per initialization; solid the flow, dashed gradient
+    descent, one color per depth; a cross marks where det W changes sign; dotted (balanced
+    inits) the flow's determinant followed in log form, below what float64 entries resolve.
+    |det W| is drawn down to 1e-20."""
+    plt = _pyplot()
+    inits = list(dict.fromkeys(points["init"]))
+    fig, axes = plt.subplots(len(inits), 2, figsize=(10, 3.6 * len(inits)), squeeze=False, layout="constrained")
+    styles = {"flow": "-", "gd": "--"}
+    for row, init in zip(axes, inits):
+        for k, depth in enumerate(sorted(points.loc[points["init"] == init, "depth"].unique())):
+            for method, style in styles.items():
+                path = points[(points["init"] == init) & (points["depth"] == depth) & (points["method"] == method)]
+                if path.empty:
+                    continue
+                label = f"depth {depth}, {'flow' if method == 'flow' else 'gradient descent'}"
+                row[0].loglog(path["loss"], np.abs(path["w11"]) + _TINY, style, color=f"C{k}", label=label)
+                row[1].loglog(path["loss"], np.maximum(np.abs(path["det"]), 1e-20), style, color=f"C{k}")
+                if method == "flow" and path["log10_det_exact"].notna().any():
+                    row[1].loglog(path["loss"], np.maximum(10.0 ** path["log10_det_exact"], 1e-20), ":",
+                                  color=f"C{k}")
+                flips = np.flatnonzero(np.sign(path["det"].to_numpy()) != np.sign(path["det"].iloc[0]))
+                if flips.size:
+                    at = path.iloc[flips[0]]
+                    row[1].loglog([at["loss"]], [max(abs(at["det"]), 1e-20)], "x", color=f"C{k}", markersize=8)
+        row[0].set_title(f"{init}: |w11| (unobserved entry)", fontsize=9)
+        row[1].set_title(f"{init}: |det W| (x: its sign changes)", fontsize=9)
+        for ax in row:
+            ax.invert_xaxis()
+            ax.set_xlabel("train loss")
+            ax.grid(True, which="both", alpha=0.3)
+        row[0].legend(fontsize=7)
+    return fig
+
+
 # The figure of each theory check (:data:`dmfcore.theory.THEORY_CHECKS`), from its two tables.
 THEORY_FIGURES: dict[str, Callable[[pd.DataFrame, pd.DataFrame], Any]] = {
     "rates": rates_figure,
     "single_measurement": single_measurement_figure,
     "commuting": commuting_figure,
+    "norms_flow": norms_flow_figure,
 }
 
 

@@ -27,7 +27,7 @@ from . import __version__
 from .backend import resolve_backend
 from .seeds import stream_seed
 from .io import file_sha256, save_matrix, write_json, write_parquet, write_text
-from .model import init_factors
+from .model import init_factors_and_draws
 from .optimizers import make_optimizer
 from .problems import CompletionObservations, make_objective, max_constraint_residual
 from .provenance import code_fingerprint
@@ -74,7 +74,7 @@ def _run_log(ground_truth_path: Any, observations_path: Any, config: TrainConfig
 
 def _write_run(result: TrainResult, config: TrainConfig, device: str, outputs: RunOutputs, log: logging.Logger,
                buffer: _io.StringIO, obs: Any, w_star: np.ndarray | None, test: CompletionObservations | None,
-               labels: dict[str, Any], batch_size: int = 1) -> dict[str, Any]:
+               labels: dict[str, Any], batch_size: int = 1, init_draws: int = 1) -> dict[str, Any]:
     """A trained run's record, matrix, trajectory and log (the same files alone or in a batch)."""
     record = {
         **labels,
@@ -82,6 +82,8 @@ def _write_run(result: TrainResult, config: TrainConfig, device: str, outputs: R
         "depth": config.depth,
         "init": config.init,
         "init_scale": config.init_scale,
+        # draws of a determinant-conditioned init until det(W(0)) had its sign (else 1)
+        "init_draws": init_draws,
         "lr": config.lr,
         "optimizer": config.optimizer,
         "seed": config.seed,
@@ -103,11 +105,11 @@ def _write_run(result: TrainResult, config: TrainConfig, device: str, outputs: R
         "top_k": config.top_k,
         **provenance("runs"),
     }
-    error = "recon error" if w_star is not None else "test error"
+    # the error the data allow: against the ground truth, on the test set, or none (the norm)
+    error = next(key for key in ("recon_error", "test_error", "nuclear_norm") if key in record)
     log.info(
         "done: %d iterations, converged=%s, train loss %.3e, %s %.3e, %.2f s (%.1f us/iter)%s",
-        result.iterations, result.converged, result.train_loss, error,
-        record["recon_error" if w_star is not None else "test_error"],
+        result.iterations, result.converged, result.train_loss, error.replace("_", " "), record[error],
         result.wall_seconds, 1e6 * result.wall_seconds / max(result.iterations, 1),
         f" for a batch of {batch_size} runs" if batch_size > 1 else "",
     )
@@ -141,7 +143,8 @@ def run_dmf(
     log, buffer = _run_log(ground_truth_path, observations_path, config)
     optimizer = make_optimizer(config.optimizer, config.lr)
     init_seed = stream_seed(config.seed, "init", config.depth)
-    factors = init_factors(obs.shape, config.depth, config.init, config.init_scale, init_seed, config.width)
+    factors, init_draws = init_factors_and_draws(obs.shape, config.depth, config.init, config.init_scale, init_seed,
+                                                 config.width)
     recording = outputs.trajectory is not None
     # a checkpoint is this run's only if the config, the data and the code are the same
     data_digest = file_sha256(observations_path)
@@ -166,7 +169,8 @@ def run_dmf(
     if result.resumed_from is not None:
         log.info("resumed from the checkpoint at step %d (%s)", result.resumed_from, checkpointing.path)
     record = _write_run(result, config, backend.label, outputs, log, buffer, obs, w_star, test,
-                        {**(labels or {}), **data_labels(obs, observations_path, ground_truth_path)})
+                        {**(labels or {}), **data_labels(obs, observations_path, ground_truth_path)},
+                        init_draws=init_draws)
     checkpointing.remove()
     return record
 
@@ -224,10 +228,12 @@ def run_dmf_batch(
         if (str(gt_path), str(obs_path)) not in loaded:
             w_star, obs, test = load_data(gt_path, obs_path)
             loaded[(str(gt_path), str(obs_path))] = (w_star, obs, test, data_labels(obs, obs_path, gt_path))
-    runs = []
+    runs, init_draws = [], []
     for (gt_path, obs_path), c in zip(data, configs):
         w_star, obs, test, _ = loaded[(str(gt_path), str(obs_path))]
-        factors = init_factors(obs.shape, c.depth, c.init, c.init_scale, stream_seed(c.seed, "init", c.depth), c.width)
+        factors, draws = init_factors_and_draws(obs.shape, c.depth, c.init, c.init_scale,
+                                                stream_seed(c.seed, "init", c.depth), c.width)
+        init_draws.append(draws)
         runs.append(BatchRun(obs, factors, c.lr, ground_truth=w_star if recorded else None,
                              evaluate=_test_error_on(test, backend) if recorded and test is not None else None,
                              label=f"{obs_path}, init_scale {c.init_scale!r}, lr {c.lr!r}"))
@@ -237,10 +243,10 @@ def run_dmf_batch(
         progress=_progress_report(len(runs), first.max_iters),
     )
     records = []
-    for (gt_path, obs_path), config, result, out in zip(data, configs, results, outputs):
+    for (gt_path, obs_path), config, result, out, draws in zip(data, configs, results, outputs, init_draws):
         w_star, obs, test, labels_of_data = loaded[(str(gt_path), str(obs_path))]
         log, buffer = _run_log(gt_path, obs_path, config)
         log.info("trained in a batch of %d runs", len(configs))
         records.append(_write_run(result, config, backend.label, out, log, buffer, obs, w_star, test,
-                                  {**(labels or {}), **labels_of_data}, batch_size=len(configs)))
+                                  {**(labels or {}), **labels_of_data}, batch_size=len(configs), init_draws=draws))
     return records

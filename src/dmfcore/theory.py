@@ -51,6 +51,7 @@ from .dynamics import predicted_rate
 from .seeds import stream_seed
 from .metrics import schatten_p
 from .model import init_factors
+from .norm_growth import norms_flow_check
 from .optimizers import gd
 from .problems import SensingObservations, low_rank_ground_truth, make_objective, sample_completion, sample_sensing
 from .training import train
@@ -331,12 +332,15 @@ def _commuting() -> tuple[pd.DataFrame, pd.DataFrame]:
 # The checks by name, each a function giving its summary table and its points (or curves):
 # - ``rates``: :func:`theorem3`; points are the moving points of every run;
 # - ``single_measurement``: :func:`single_measurement`; points are the trajectories;
-# - ``commuting``: :func:`commuting_measurements`; points are :func:`proposition1`'s rows.
+# - ``commuting``: :func:`commuting_measurements`; points are :func:`proposition1`'s rows;
+# - ``norms_flow``: :func:`dmfcore.norm_growth.norms_flow_check`; points are every path's records.
 # A new check is one entry here and one figure in :data:`dmfcore.plots.THEORY_FIGURES`.
 THEORY_CHECKS: dict[str, Callable[[], tuple[pd.DataFrame, pd.DataFrame]]] = {
     "rates": theorem3,
     "single_measurement": single_measurement,
     "commuting": _commuting,
+    # Razin & Cohen (2020): gradient descent against the flow on their 2 x 2 problem
+    "norms_flow": norms_flow_check,
 }
 
 

@@ -48,6 +48,27 @@ class TrainResult:
     resumed_from: int | None = None  # the step of the checkpoint the run resumed from, if any
 
 
+# A matrix of at most this many entries is recorded entry by entry too (w_11, w_12, ...; and its
+# determinant when square): small matrices whose single entries are the question (Razin & Cohen).
+SMALL_MATRIX_ENTRIES = 16
+# The Schatten-p quasi-norms recorded, (sum_i sigma_i^p)^(1/p): p < 1, toward the rank.
+SCHATTEN_PS = (0.5, 0.25)
+
+
+def spectrum_norms(sigma: np.ndarray) -> dict[str, float]:
+    """Norms of a matrix from all its singular values ``sigma``: nuclear (sum), Frobenius (root of
+    the sum of squares), the Schatten-p quasi-norms of :data:`SCHATTEN_PS` and the effective rank
+    (exp of the entropy of sigma / sum sigma; 0 for the zero matrix)."""
+    s = np.asarray(sigma, dtype=np.float64)
+    total = float(s.sum())
+    positive = s[s > 0]
+    p = positive / total if total > 0 else positive
+    out = {"nuclear_norm": total, "frobenius_norm": float(np.sqrt((s * s).sum())),
+           "effective_rank": float(np.exp(-np.sum(p * np.log(p)))) if total > 0 else 0.0}
+    out.update({f"schatten_{q:g}": float((positive ** q).sum() ** (1 / q)) for q in SCHATTEN_PS})
+    return out
+
+
 def _record(
     trajectories: Sequence[dict[str, list]],
     steps: Sequence[int],
@@ -64,6 +85,8 @@ def _record(
     all R run on the device together (:func:`alignment_statistics`)."""
     stats = alignment_statistics(w, grad_w)
     sigma = stats.pop("sigma")
+    d1, d2 = w.shape[-2:]
+    entries = to_numpy(w).astype(np.float64).reshape(-1, d1, d2) if d1 * d2 <= SMALL_MATRIX_ENTRIES else None
     projection = stats.pop("projection")
     recon = None
     if w_star is not None:
@@ -80,6 +103,11 @@ def _record(
             row[f"sigma_{i + 1}"] = float(sigma[b, i]) if i < sigma.shape[1] else 0.0
         for i in range(top_k):  # u_i^T grad l(W) v_i: with sigma_i, Theorem 3's rate (dmfcore.dynamics)
             row[f"proj_{i + 1}"] = float(projection[b, i]) if i < projection.shape[1] else 0.0
+        row.update(spectrum_norms(sigma[b]))
+        if entries is not None:
+            row.update({f"w_{i + 1}{j + 1}": float(entries[b, i, j]) for i in range(d1) for j in range(d2)})
+            if d1 == d2:
+                row["det"] = float(np.linalg.det(entries[b]))
         for key, value in row.items():
             traj.setdefault(key, []).append(value)
 
