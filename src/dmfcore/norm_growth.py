@@ -24,6 +24,7 @@ import numpy as np
 
 from .backend import resolve_backend
 from .model import backward, end_to_end, forward, init_factors_and_draws, make_workspace
+from .datasets import fixed_observations
 from .problems import CompletionObservations, make_objective
 
 # The paper's observations, (row, column, value) with 1-based indices: w12 = w21 = 1, w22 = 0.
@@ -36,21 +37,6 @@ PAPER_INIT_SCALE = 8e-3
 PAPER_LOSS_THRESHOLD = 1e-4
 # The losses at which |w11| is reported.
 REPORT_LOSSES = (1e-2, 1e-3, 1e-4)
-
-
-def fixed_observations(observed: Sequence[Sequence[float]], shape: tuple[int, int]) -> CompletionObservations:
-    """The observation set of a fixed small matrix: ``observed`` lists (row, column, value)
-    with 1-based row and column (as a ratings file's ids), each entry once."""
-    d1, d2 = shape
-    rows = np.array([int(e[0]) - 1 for e in observed], dtype=np.int64)
-    cols = np.array([int(e[1]) - 1 for e in observed], dtype=np.int64)
-    if len(observed) == 0:
-        raise ValueError("a fixed matrix needs at least one observed entry")
-    if rows.min() < 0 or cols.min() < 0 or rows.max() >= d1 or cols.max() >= d2:
-        raise ValueError(f"observed entries must lie in 1..{d1} x 1..{d2} (1-based), got {list(observed)}")
-    if len(set(zip(rows.tolist(), cols.tolist()))) != len(observed):
-        raise ValueError(f"an entry is observed twice in {list(observed)}")
-    return CompletionObservations(shape=(d1, d2), rows=rows, cols=cols, values=np.array([float(e[2]) for e in observed]))
 
 
 def value_at_losses(losses: Sequence[float], values: Sequence[float], levels: Sequence[float]) -> list[float]:

@@ -478,6 +478,70 @@ def draw_figure(
     save_figure(kind.draw(pd.read_parquet(table_path), trajectories, missing or {}), png, pdf)
 
 
+def _first_passage(run: pd.DataFrame, column: str, grid: np.ndarray) -> np.ndarray:
+    """A run's ``column`` at the first record whose train loss is at most each grid loss (NaN
+    where the run never got there)."""
+    losses = run["train_loss"].to_numpy()
+    values = run[column].to_numpy()
+    reached = np.minimum.accumulate(losses)
+    index = np.searchsorted(-reached, -grid * (1 + 1e-6), side="left")  # first record at or below
+    out = np.full(grid.shape, np.nan)
+    ok = index < len(losses)
+    out[ok] = values[index[ok]]
+    return out
+
+
+_NORM_STYLES = {"nuclear_norm": ("-", "nuclear"), "frobenius_norm": ("--", "Frobenius"),
+                "sigma_1": (":", "spectral"), "schatten_0.5": ("-.", "Schatten 1/2")}
+
+
+def norms_figure(table: pd.DataFrame, trajectories: pd.DataFrame, missing: dict[str, str]) -> Any:
+    """Razin & Cohen's experiment (:mod:`dmfcore.norm_growth`), one row per dataset: |w11| (the
+    unobserved entry), the norms and the effective rank against the train loss, all on log axes
+    with the loss decreasing to the right. One color per depth: the median over seeds, and for
+    |w11| and the effective rank a band from the smallest to the largest seed; each seed's value
+    is the one at the first record at or below the loss. Grey: 1/sqrt(3 loss), the growth the
+    theorem gives for the paper's problem (w12 = w21 = 1, w22 = 0)."""
+    plt = _pyplot()
+    runs = trajectories[trajectories["train_loss"] > 0]
+    datasets = list(dict.fromkeys(runs["dataset"]))
+    if not datasets:
+        raise ValueError("no recorded trajectories to draw")
+    fig, axes = plt.subplots(len(datasets), 3, figsize=(14, 3.8 * len(datasets)), squeeze=False, layout="constrained")
+    for row, dataset in zip(axes, datasets):
+        data = runs[runs["dataset"] == dataset]
+        grid = np.geomspace(data["train_loss"].min(), data["train_loss"].max(), 80)
+        for k, (depth, by_depth) in enumerate(sorted(data.groupby("depth"))):
+            color = f"C{k}"
+            seeds = by_depth.groupby("seed")
+            n = seeds.ngroups
+
+            def stack(column: str) -> np.ndarray:
+                return np.array([_first_passage(run.sort_values("step"), column, grid) for _, run in seeds])
+
+            w11 = np.abs(stack("w_11"))
+            for ax, values in ((row[0], w11), (row[2], stack("effective_rank"))):
+                with np.errstate(all="ignore"):
+                    ax.plot(grid, np.nanmedian(values, 0), color=color, label=f"depth {depth} ({n} seeds)")
+                    ax.fill_between(grid, np.nanmin(values, 0), np.nanmax(values, 0), color=color, alpha=0.2)
+            for column, (style, _) in _NORM_STYLES.items():
+                with np.errstate(all="ignore"):
+                    row[1].plot(grid, np.nanmedian(stack(column), 0), style, color=color)
+        row[0].plot(grid, 1 / np.sqrt(3 * grid), color="grey", linewidth=0.8, label="1/sqrt(3 loss)")
+        for style, name in _NORM_STYLES.values():
+            row[1].plot([], [], style, color="black", label=name)
+        titles = ("|w11| (unobserved entry)", "norms (median over seeds)", "effective rank")
+        for ax, title in zip(row, titles):
+            ax.set_xscale("log")
+            ax.set_yscale("log" if ax is not row[2] else "linear")
+            ax.invert_xaxis()
+            ax.set_xlabel("train loss")
+            ax.set_title(f"{dataset}: {title}", fontsize=9)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+    return fig
+
+
 @dataclass(frozen=True)
 class FigureKind:
     """A figure of an experiment: ``draw(table, trajectories, missing)`` gives the figure from the
@@ -496,4 +560,6 @@ FIGURES: dict[str, FigureKind] = {
                           description="error, nuclear norm and effective rank against observations"),
     "figure3": FigureKind(lambda table, trajectories, missing: figure3(table, trajectories, missing),
                           needs_trajectories=True, description="singular values during training"),
+    "norms": FigureKind(norms_figure, needs_trajectories=True,
+                        description="Razin & Cohen: |w11|, norms and effective rank against the loss"),
 }

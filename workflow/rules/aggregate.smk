@@ -18,9 +18,7 @@ rule aggregate:
     params:
         # every row must come from today's code of its part, every trajectory from this recording
         code=CODE["tables"],
-        producers={
-            part: CODE[part] for part in ("runs", "baselines", "real_data")
-        },
+        producers={part: CODE[part] for part in ("runs", "baselines", "real_data")},
         recording=recording,
     script:
         "../scripts/aggregate.py"

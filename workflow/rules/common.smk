@@ -19,6 +19,7 @@ OUT = PLAN.out
 ENUMS = enums()
 SYNTHETIC_ID = DATASET_KINDS["synthetic"].identity
 RATINGS_ID = DATASET_KINDS["ratings"].identity
+FIXED_ID = DATASET_KINDS["fixed"].identity
 # The code of each kind of job (its entry module in dmfcore and all that it imports): every job
 # gets its fingerprint as a parameter, so Snakemake reruns exactly the jobs whose code changed
 # (dmfcore.provenance); a change to training code reruns neither the data nor the baselines.
@@ -64,6 +65,10 @@ def ratings_input(wildcards):
 
 def ratings_params(wildcards):
     return PLAN.ratings_params(wildcards.dataset)
+
+
+def fixed_params(wildcards):
+    return PLAN.fixed_params(wildcards.dataset)
 
 
 def download_params(wildcards):

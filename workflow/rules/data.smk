@@ -81,3 +81,25 @@ rule download_ratings:
         source=download_params,
     script:
         "../scripts/download_ratings.py"
+
+
+# A fixed small matrix given entry by entry in the config (dataset kind fixed), stored like any
+# observation set.
+rule fixed_observations:
+    output:
+        "results/data/{dataset}/seed{seed}/completion_n{n_obs}.npz",
+    log:
+        "results/data/{dataset}/seed{seed}/completion_n{n_obs}.log",
+    wildcard_constraints:
+        dataset=FIXED_ID,
+    priority: 2
+    conda:
+        "../../envs/dmf.yaml"
+    resources:
+        runtime=5,
+        mem_mb=500,
+    params:
+        fixed=fixed_params,
+        code=CODE["datasets"],
+    script:
+        "../scripts/fixed_observations.py"

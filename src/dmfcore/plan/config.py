@@ -167,12 +167,35 @@ def decided_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+# The keys of a configured dataset that only one kind takes.
+KIND_KEYS = {"ratings": ("ratings", "download", "url", "sha256", "split"), "fixed": ("observed",)}
+
+
 def dataset_sources(config: Mapping[str, Any]) -> dict[str, DatasetSource]:
-    """The configured datasets (top-level ``datasets``) with their defaults, by name."""
-    return {
-        name: DatasetSource(name=name, kind="ratings", spec={**DATASET_DEFAULTS, **spec})
-        for name, spec in config.get("datasets", {}).items()
-    }
+    """The configured datasets (top-level ``datasets``) with their defaults, by name: a ratings
+    file (``kind: ratings``, the default) or a fixed small matrix (``kind: fixed``)."""
+    sources = {}
+    for name, spec in config.get("datasets", {}).items():
+        kind = spec.get("kind", "ratings")
+        for other, keys in KIND_KEYS.items():
+            wrong = sorted(k for k in keys if k in spec and other != kind)
+            if wrong:
+                raise ConfigError(f"config: datasets.{name}: {', '.join(wrong)} belong to kind {other}, "
+                                  f"and this dataset is of kind {kind}")
+        if kind == "fixed":
+            if "observed" not in spec:
+                raise ConfigError(f"config: datasets.{name}: a fixed matrix lists its observed entries "
+                                  "(observed: [[row, column, value], ...], 1-based)")
+            from ..datasets import fixed_observations
+
+            try:
+                fixed_observations(spec["observed"], tuple(spec["shape"]))
+            except ValueError as err:
+                raise ConfigError(f"config: datasets.{name}.observed: {err}") from None
+            sources[name] = DatasetSource(name=name, kind=kind, spec=dict(spec))
+        else:
+            sources[name] = DatasetSource(name=name, kind=kind, spec={**DATASET_DEFAULTS, **spec})
+    return sources
 
 
 def experiment_config(name: str, config: Mapping[str, Any], sources: Mapping[str, DatasetSource]) -> dict[str, Any]:
@@ -211,6 +234,10 @@ def experiment_config(name: str, config: Mapping[str, Any], sources: Mapping[str
             raise ConfigError(f"config: {where}.ranks: rank {rank} exceeds min(shape) = {min(exp['shape'])}")
     for key, n_obs in lists_per_key(exp["n_obs"], keys, f"{where}.n_obs", "rank or dataset"):
         check_unique(n_obs, f"{where}.n_obs")
+        source = sources.get(key) if isinstance(key, str) else None
+        if source is not None and source.kind == "fixed" and list(n_obs) != [len(source.spec["observed"])]:
+            raise ConfigError(f"config: {where}.n_obs: dataset {key} observes {len(source.spec['observed'])} entries "
+                              f"(its observed), so its n_obs is [{len(source.spec['observed'])}], not {n_obs}")
         d1, d2 = shapes[key]
         for n in n_obs:
             if n > d1 * d2:

@@ -168,7 +168,10 @@ class Plan:
         return DOWNLOAD_FILE.format(name=name) if spec["download"] else None
 
     def unavailable(self, name: str) -> str | None:
-        """Why a configured dataset's data cannot be had (None when they can)."""
+        """Why a configured dataset's data cannot be had (None when they can): a ratings file
+        that is not there (a fixed matrix is in the config itself)."""
+        if self.sources[name].kind != "ratings":
+            return None
         spec = self.sources[name].spec
         if spec["ratings"] and not Path(spec["ratings"]).is_file():
             return f"datasets.{name}.ratings: {spec['ratings']} not found"
@@ -195,6 +198,17 @@ class Plan:
     def ratings_params(self, dataset: str) -> dict[str, Any]:
         spec = self.source_of(dataset).spec
         return {"split": spec["split"], "shape": spec["shape"]}
+
+    def fixed_params(self, dataset: str) -> dict[str, Any]:
+        spec = self.source_of(dataset).spec
+        return {"shape": list(spec["shape"]), "observed": [list(entry) for entry in spec["observed"]]}
+
+    def data_params(self, dataset: str) -> dict[str, Any]:
+        """The params of the job that makes a configured dataset's observation sets."""
+        source = self.source_of(dataset)
+        if source.kind == "fixed":
+            return {"fixed": self.fixed_params(dataset)}
+        return {"dataset": self.ratings_params(dataset)}
 
     def download_params(self, name: str) -> dict[str, str]:
         from ..ratings import MOVIELENS_100K_SHA256, MOVIELENS_100K_URL
@@ -378,8 +392,7 @@ class Plan:
         from ..model import step_flops
 
         exp = self.experiments[name]
-        runs = [run for run in self.runs[name]
-                if not kind_of_dataset(run.dataset).ground_truth and run.device == "cpu"]
+        runs = [run for run in self.runs[name] if kind_of_dataset(run.dataset).held_out and run.device == "cpu"]
         if not runs:
             return []
         flops = sum(step_flops(self.dataset_shape(run.dataset), run.depth) * run.max_iters for run in runs)
@@ -409,9 +422,9 @@ class Plan:
                     add("ground_truth", [paths["ground_truth"]], {"synthetic": synthetic_params(obs.dataset)})
                     add(obs.kind.data_rule, [paths["observations"]])
                 else:
-                    add(obs.kind.data_rule, [paths["observations"]], {"dataset": self.ratings_params(obs.dataset)})
+                    add(obs.kind.data_rule, [paths["observations"]], self.data_params(obs.dataset))
                     source = self.source_of(obs.dataset)
-                    if not source.spec["ratings"]:
+                    if source.kind == "ratings" and not source.spec["ratings"]:
                         add("download_ratings", [DOWNLOAD_FILE.format(name=source.name)],
                             {"source": self.download_params(source.name)})
                 for baseline in obs.baselines:

@@ -43,6 +43,11 @@ class DatasetKind:
     - ``data_rule``: the workflow rule that makes an observation set of it;
     - ``name_of(key, source)``: its identity in paths, from an experiment's rank (synthetic) or a
       configured dataset.
+
+    Kinds: ``synthetic`` (low-rank ground truths of an experiment's shape and ranks), ``ratings``
+    (a ratings file, split into training and test ratings) and ``fixed`` (a small matrix given
+    entry by entry in the config, e.g. Razin & Cohen's 2 x 2 problem: nothing is held out and
+    there is no ground truth; its runs are read by their entries and norms).
     """
 
     name: str
@@ -102,6 +107,17 @@ DATASET_KINDS: dict[str, DatasetKind] = {
         data_rule="ratings_split",
         name_of=_ratings_name,
         rows=PREDICTORS,
+    ),
+    "fixed": DatasetKind(
+        name="fixed",
+        description="fixed small matrices",
+        identity="[A-Za-z][A-Za-z0-9-]*_fixed",
+        ground_truth=False,
+        held_out=False,
+        problems=("completion",),
+        baselines=("nuclear_norm",),
+        data_rule="fixed_observations",
+        name_of=lambda _, source: f"{source.name}_fixed",
     ),
 }
 
