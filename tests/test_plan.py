@@ -198,18 +198,32 @@ def test_device_auto_is_decided_once_and_per_key_devices_apply():
     assert devices == {("20x20_rank2", "cpu"), ("20x20_rank3", "torch-cpu")}
 
 
-def test_real_data_left_out_when_absent_and_planned_when_present(tmp_path):
+def test_real_data_left_out_when_unset_planned_when_present_and_an_error_when_mistyped(tmp_path):
     config = read_config_files([".test/config_ratings/config.yaml"])
     plan = plan_of(config)
     assert plan.missing["dyn"] == {} and "toy_file_order" in {run.dataset for run in plan.runs["dyn"]}
     counts = plan.job_counts()
     assert counts["ratings_split"] == 1 and counts["predictor_row"] == 2 and "download_ratings" not in counts
-    config["datasets"]["toy"]["ratings"] = str(tmp_path / "absent.data")
+    # a path the user set that is not there is a typo, not a choice: an error naming the path
+    absent = tmp_path / "absent.data"
+    config["datasets"]["toy"]["ratings"] = str(absent)
+    with pytest.raises(ConfigError, match=rf"config: datasets\.toy\.ratings: {re.escape(str(absent))} not found"):
+        plan_of(config)
+    assert dmf_main(["plan", "--configfile", str(write_yaml(tmp_path / "typo.yaml", config))]) == 2
+    # unset: left out with a notice, the rest planned
+    config["datasets"]["toy"]["ratings"] = None
     plan = plan_of(config)
-    assert plan.missing["dyn"] == {"toy": f"datasets.toy.ratings: {tmp_path / 'absent.data'} not found"}
+    assert plan.missing["dyn"] == {"toy": "no data: set datasets.toy.ratings to your copy of u.data, or "
+                                          "datasets.toy.download: true to fetch it"}
     assert {run.dataset for run in plan.runs["dyn"]} == {"20x20_rank2"}
+    assert any("dataset toy left out (no data" in w for w in plan.warnings)
     config["datasets"]["toy"] = {"ratings": None, "download": True, "shape": [30, 40]}
     assert plan_of(config).job_counts()["download_ratings"] == 1
+
+
+def write_yaml(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def test_merging_config_files_is_key_by_key():

@@ -135,6 +135,7 @@ class Plan:
         # tables, figures and logs of this configuration; data and runs are shared by all
         self.out = f"results/{self.name}"
         self.sources: dict[str, DatasetSource] = dataset_sources(config)
+        self._check_ratings_files()
         self.experiments: dict[str, dict[str, Any]] = {
             name: experiment_config(name, config, self.sources) for name in config["experiments"]
         }
@@ -167,11 +168,21 @@ class Plan:
             return spec["ratings"]
         return DOWNLOAD_FILE.format(name=name) if spec["download"] else None
 
+    def _check_ratings_files(self) -> None:
+        """A ratings file the user set must be there: a mistyped path is an error naming it, not
+        a dataset quietly left out (leaving ``ratings`` unset is the way to run without it)."""
+        for name, source in self.sources.items():
+            path = source.spec["ratings"]
+            if path and not Path(path).is_file():
+                raise ConfigError(
+                    f"config: datasets.{name}.ratings: {path} not found (relative paths are from the "
+                    f"directory the workflow runs in, {Path.cwd()}); fix the path, or set it to null to "
+                    f"leave {name} out"
+                )
+
     def unavailable(self, name: str) -> str | None:
-        """Why a configured dataset's data cannot be had (None when they can)."""
-        spec = self.sources[name].spec
-        if spec["ratings"] and not Path(spec["ratings"]).is_file():
-            return f"datasets.{name}.ratings: {spec['ratings']} not found"
+        """Why a configured dataset's data cannot be had (None when they can). A ratings file
+        that is set exists (:meth:`_check_ratings_files`)."""
         if self.ratings_file(name) is None:
             return (
                 f"no data: set datasets.{name}.ratings to your copy of u.data, or "
