@@ -245,3 +245,66 @@ def test_dmf_plan_prints_the_job_counts(capsys):
     assert re.search(r"train_dmf\s+12\n", text) and re.search(r"total\s+29", text)
     assert dmf_main(["plan", "--configfile", "nowhere.yaml"]) == 2
     assert "config file nowhere.yaml not found" in capsys.readouterr().err
+
+
+def movielens_on_the_cpu(tmp_path: Path) -> dict:
+    """config.yaml with MovieLens configured (a stand-in file: planning only checks it is there)
+    and its runs on the CPU."""
+    config = read_config_files(["config.yaml"])
+    u_data = tmp_path / "u.data"
+    u_data.write_text("1\t1\t5\t0\n")
+    config["datasets"]["movielens100k"]["ratings"] = str(u_data)
+    config["experiments"]["dynamics"]["device"] = {"5": "cpu", "movielens100k": "cpu"}
+    return config
+
+
+def _movielens_runs(plan):
+    return [run for run in plan.runs["dynamics"] if run.dataset == "movielens100k_file_order"]
+
+
+def test_the_cpu_hours_warning_counts_the_minimum_nuclear_norm_job(tmp_path):
+    plan = plan_of(movielens_on_the_cpu(tmp_path))
+    (warning,) = [w for w in plan.warnings if "CPU-hours" in w]
+    runs = sum(plan.run_seconds(run) for run in _movielens_runs(plan))
+    (obs,) = [o for o in plan.observation_sets["dynamics"] if o.dataset == "movielens100k_file_order"]
+    nuclear_norm = plan.nuclear_norm_seconds(obs.problem, obs.dataset)
+    # measured: 80 minutes on one core for the 20,000 iterations of the ADMM solver at 943 x 1682
+    assert 60 * 60 <= nuclear_norm <= 120 * 60
+    total = f"{(runs + nuclear_norm) / 3600:.0f}"
+    assert f"up to {total} CPU-hours" in warning and "1 minimum nuclear norm" in warning, warning
+    assert "200000 steps each" in warning and "they stop earlier" not in warning
+    # runs on a GPU: the minimum nuclear norm job still runs on the CPU, and the warning says so
+    config = movielens_on_the_cpu(tmp_path)
+    config["experiments"]["dynamics"]["device"] = {"5": "cpu", "movielens100k": "cuda"}
+    (warning,) = [w for w in plan_of(config).warnings if "CPU-hours" in w]
+    assert "1 minimum nuclear norm" in warning and "runs on real data" not in warning
+
+
+def _slurm_runtime(rule: str, wildcards: dict, own) -> float:
+    """A job's SLURM time limit in minutes: profiles/slurm's set-resources expression for its
+    rule (evaluated as Snakemake does, with the job's wildcards), else the rule's own."""
+    from types import SimpleNamespace
+
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    value = (profile.get("set-resources", {}).get(rule) or {}).get("runtime")
+    if value is None:
+        return own
+    return eval(str(value), {"wildcards": SimpleNamespace(**wildcards)})  # noqa: S307
+
+
+def test_slurm_time_limits_follow_the_estimates(tmp_path):
+    """Real-data jobs on the CPU take hours: the SLURM profile and the rules must not kill them."""
+    plan = plan_of(movielens_on_the_cpu(tmp_path))
+    for run in _movielens_runs(plan):
+        wildcards = {k: str(v) for k, v in run.wildcards().items()}
+        limit = _slurm_runtime("train_dmf", wildcards, plan.train_runtime(wildcards))
+        assert limit * 60 >= 1.2 * plan.run_seconds(run), (run.depth, limit)
+        assert not plan.bundled(wildcards)  # hours: not in a bundle of seconds-long runs
+    (obs,) = [o for o in plan.observation_sets["dynamics"] if o.dataset == "movielens100k_file_order"]
+    wildcards = {k: str(v) for k, v in obs.fields().items()}
+    limit = _slurm_runtime("min_nuclear_norm", wildcards, plan.nuclear_norm_runtime(wildcards))
+    assert limit * 60 >= 1.2 * plan.nuclear_norm_seconds(obs.problem, obs.dataset)
+    # synthetic completion runs on the CPU keep their short limits and their bundles
+    run = next(run for run in plan.runs["completion_depth"])
+    wildcards = {k: str(v) for k, v in run.wildcards().items()}
+    assert _slurm_runtime("train_dmf", wildcards, plan.train_runtime(wildcards)) == 5 and plan.bundled(wildcards)
