@@ -365,6 +365,15 @@ def test_a_code_change_reruns_what_it_computed_and_a_comment_does_not(tiny_run):
             assert job_counts(wf, "--configfile", str(cfg)) == {}, module
             path.write_text(original + "\n_EDITED = True  # code: what it computes is stale\n")
             assert job_counts(wf, "--configfile", str(cfg)) == reruns, module
+            # `dmf why` names the module that changed (from the module hashes in the runs' logs)
+            run = next((wf / "results/runs").rglob("dmf_depth2*/metrics.json")).parent
+            nn = next((wf / "results/runs").rglob("nuclear_norm/metrics.json")).parent
+            why = subprocess.run([sys.executable, "-m", "dmfcore.cli", "why", str(run), str(nn)], cwd=wf,
+                                 capture_output=True, text=True, env=workflow_env(wf))
+            lines = why.stdout.splitlines()
+            assert why.returncode == 0 and len(lines) == 2, why.stdout + why.stderr
+            for line, stale in zip(lines, ("train_dmf" in reruns, "min_nuclear_norm" in reruns)):
+                assert (f"changed: {module}" in line) == stale and ("up to date" in line) == (not stale), line
         finally:
             path.write_text(original)
     assert job_counts(wf, "--configfile", str(cfg)) == {}

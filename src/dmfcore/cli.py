@@ -151,7 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--schema", default=None, help="config schema (default: the workflow's)")
     plan.add_argument("--json", action="store_true", help="print the summary as JSON")
     plan.add_argument("--runs", action="store_true", help="also list every run's folder")
+    why = sub.add_parser(
+        "why", help="say whether results come from today's code and, if not, which modules changed",
+        description="For each result folder (a run, a reference row: the folder of a metrics.json), compare the "
+        "code that computed it with today's: up to date, or stale with the modules of its code part that "
+        "changed since (from the module hashes its run.log records).",
+        formatter_class=defaults,
+    )
+    why.add_argument("results", nargs="+", help="result folders (or their metrics.json)")
+    why.add_argument("--json", action="store_true", help="print the explanations as JSON")
     return parser
+
+
+def _why_command(args: argparse.Namespace) -> int:
+    from .codediff import describe, explain
+
+    explanations = [explain(result) for result in args.results]
+    print(json.dumps(explanations, indent=2) if args.json else "\n".join(describe(e) for e in explanations))
+    return 0
 
 
 def _plan_command(args: argparse.Namespace) -> int:
@@ -167,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "plan":
             return _plan_command(args)
+        if args.command == "why":
+            return _why_command(args)
         # every argument is checked before anything is written under --out
         config = _run_config(args) if args.command == "run" else None
         _check_data_args(args)
@@ -177,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             record = run_min_nuclear_norm(
                 gt, obs, _outputs(args.out, False), {"experiment": "cli"}, args.seed, tol=args.tol
             )
-    except (ValueError, DataFileError, RuntimeError, FloatingPointError) as exc:
+    except (ValueError, DataFileError, RuntimeError, FloatingPointError, OSError, KeyError) as exc:
         print(f"dmf: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(record, indent=2, default=str))
