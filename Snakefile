@@ -2,7 +2,7 @@
 
 snakemake --cores all                                    # the default experiments (config.yaml)
 snakemake --cores all --configfile presets/paper.yaml    # the paper-scale grid
-snakemake --report results/report.html                   # figures with captions
+snakemake --report results/default/report.html           # figures with captions (results/<name>/)
 """
 
 from snakemake.utils import min_version

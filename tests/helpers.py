@@ -107,3 +107,13 @@ def expected_runs(config: dict) -> set:
 
 def expected_observation_sets(config: dict) -> set:
     return {(r[0], r[1], r[2], r[3], r[4]) for r in expected_runs(config)}
+
+
+# What docutils writes into a page for a reStructuredText problem (an undefined substitution, a
+# bad directive, ...): a report must show none of it.
+DOCUTILS_PROBLEMS = ("Undefined substitution", "System Message", "ERROR/", "WARNING/", "problematic")
+
+
+def docutils_problems(html: str) -> list[str]:
+    """The docutils error markers found in an HTML page (empty when it is clean)."""
+    return [marker for marker in DOCUTILS_PROBLEMS if marker in html]

@@ -67,3 +67,25 @@ def test_cli_checks_every_argument_before_writing_anything(tmp_path, capsys):
     help_text = subprocess.run([sys.executable, "-m", "dmfcore.cli", "nuclear-norm", "--help"], capture_output=True,
                                text=True).stdout
     assert "chosen by size" in help_text and "(default: 1e-08)" in help_text
+
+
+def test_help_shows_no_default_for_a_required_argument():
+    from dmfcore.cli import build_parser
+
+    parser = build_parser()
+    run = parser._subparsers._group_actions[0].choices["run"]
+    text = run.format_help()
+    assert "(default: None)" not in text, text
+    assert "output folder (required)" in " ".join(text.split())
+    assert "default: 1000" in " ".join(text.split())  # defaults that exist are still shown
+
+
+def test_record_every_0_means_first_and_last_step_as_in_the_workflow(tmp_path):
+    """`--record-every 0` keeps trajectory.parquet with the first and the last step, as a workflow
+    run with record_every: 0 does (its rule always has that output)."""
+    out = tmp_path / "run"
+    assert main(["run", "--d", "12", "--rank", "2", "--n-obs", "80", "--depth", "2", "--record-every", "0",
+                 "--out", str(out)]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    traj = pd.read_parquet(out / "trajectory.parquet")
+    assert list(traj["step"]) == [0, record["iterations"]]

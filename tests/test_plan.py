@@ -198,18 +198,32 @@ def test_device_auto_is_decided_once_and_per_key_devices_apply():
     assert devices == {("20x20_rank2", "cpu"), ("20x20_rank3", "torch-cpu")}
 
 
-def test_real_data_left_out_when_absent_and_planned_when_present(tmp_path):
+def test_real_data_left_out_when_unset_planned_when_present_and_an_error_when_mistyped(tmp_path):
     config = read_config_files([".test/config_ratings/config.yaml"])
     plan = plan_of(config)
     assert plan.missing["dyn"] == {} and "toy_file_order" in {run.dataset for run in plan.runs["dyn"]}
     counts = plan.job_counts()
     assert counts["ratings_split"] == 1 and counts["predictor_row"] == 2 and "download_ratings" not in counts
-    config["datasets"]["toy"]["ratings"] = str(tmp_path / "absent.data")
+    # a path the user set that is not there is a typo, not a choice: an error naming the path
+    absent = tmp_path / "absent.data"
+    config["datasets"]["toy"]["ratings"] = str(absent)
+    with pytest.raises(ConfigError, match=rf"config: datasets\.toy\.ratings: {re.escape(str(absent))} not found"):
+        plan_of(config)
+    assert dmf_main(["plan", "--configfile", str(write_yaml(tmp_path / "typo.yaml", config))]) == 2
+    # unset: left out with a notice, the rest planned
+    config["datasets"]["toy"]["ratings"] = None
     plan = plan_of(config)
-    assert plan.missing["dyn"] == {"toy": f"datasets.toy.ratings: {tmp_path / 'absent.data'} not found"}
+    assert plan.missing["dyn"] == {"toy": "no data: set datasets.toy.ratings to your copy of u.data, or "
+                                          "datasets.toy.download: true to fetch it"}
     assert {run.dataset for run in plan.runs["dyn"]} == {"20x20_rank2"}
+    assert any("dataset toy left out (no data" in w for w in plan.warnings)
     config["datasets"]["toy"] = {"ratings": None, "download": True, "shape": [30, 40]}
     assert plan_of(config).job_counts()["download_ratings"] == 1
+
+
+def write_yaml(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def test_merging_config_files_is_key_by_key():
@@ -231,3 +245,66 @@ def test_dmf_plan_prints_the_job_counts(capsys):
     assert re.search(r"train_dmf\s+12\n", text) and re.search(r"total\s+29", text)
     assert dmf_main(["plan", "--configfile", "nowhere.yaml"]) == 2
     assert "config file nowhere.yaml not found" in capsys.readouterr().err
+
+
+def movielens_on_the_cpu(tmp_path: Path) -> dict:
+    """config.yaml with MovieLens configured (a stand-in file: planning only checks it is there)
+    and its runs on the CPU."""
+    config = read_config_files(["config.yaml"])
+    u_data = tmp_path / "u.data"
+    u_data.write_text("1\t1\t5\t0\n")
+    config["datasets"]["movielens100k"]["ratings"] = str(u_data)
+    config["experiments"]["dynamics"]["device"] = {"5": "cpu", "movielens100k": "cpu"}
+    return config
+
+
+def _movielens_runs(plan):
+    return [run for run in plan.runs["dynamics"] if run.dataset == "movielens100k_file_order"]
+
+
+def test_the_cpu_hours_warning_counts_the_minimum_nuclear_norm_job(tmp_path):
+    plan = plan_of(movielens_on_the_cpu(tmp_path))
+    (warning,) = [w for w in plan.warnings if "CPU-hours" in w]
+    runs = sum(plan.run_seconds(run) for run in _movielens_runs(plan))
+    (obs,) = [o for o in plan.observation_sets["dynamics"] if o.dataset == "movielens100k_file_order"]
+    nuclear_norm = plan.nuclear_norm_seconds(obs.problem, obs.dataset)
+    # measured: 80 minutes on one core for the 20,000 iterations of the ADMM solver at 943 x 1682
+    assert 60 * 60 <= nuclear_norm <= 120 * 60
+    total = f"{(runs + nuclear_norm) / 3600:.0f}"
+    assert f"up to {total} CPU-hours" in warning and "1 minimum nuclear norm" in warning, warning
+    assert "200000 steps each" in warning and "they stop earlier" not in warning
+    # runs on a GPU: the minimum nuclear norm job still runs on the CPU, and the warning says so
+    config = movielens_on_the_cpu(tmp_path)
+    config["experiments"]["dynamics"]["device"] = {"5": "cpu", "movielens100k": "cuda"}
+    (warning,) = [w for w in plan_of(config).warnings if "CPU-hours" in w]
+    assert "1 minimum nuclear norm" in warning and "runs on real data" not in warning
+
+
+def _slurm_runtime(rule: str, wildcards: dict, own) -> float:
+    """A job's SLURM time limit in minutes: profiles/slurm's set-resources expression for its
+    rule (evaluated as Snakemake does, with the job's wildcards), else the rule's own."""
+    from types import SimpleNamespace
+
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    value = (profile.get("set-resources", {}).get(rule) or {}).get("runtime")
+    if value is None:
+        return own
+    return eval(str(value), {"wildcards": SimpleNamespace(**wildcards)})  # noqa: S307
+
+
+def test_slurm_time_limits_follow_the_estimates(tmp_path):
+    """Real-data jobs on the CPU take hours: the SLURM profile and the rules must not kill them."""
+    plan = plan_of(movielens_on_the_cpu(tmp_path))
+    for run in _movielens_runs(plan):
+        wildcards = {k: str(v) for k, v in run.wildcards().items()}
+        limit = _slurm_runtime("train_dmf", wildcards, plan.train_runtime(wildcards))
+        assert limit * 60 >= 1.2 * plan.run_seconds(run), (run.depth, limit)
+        assert not plan.bundled(wildcards)  # hours: not in a bundle of seconds-long runs
+    (obs,) = [o for o in plan.observation_sets["dynamics"] if o.dataset == "movielens100k_file_order"]
+    wildcards = {k: str(v) for k, v in obs.fields().items()}
+    limit = _slurm_runtime("min_nuclear_norm", wildcards, plan.nuclear_norm_runtime(wildcards))
+    assert limit * 60 >= 1.2 * plan.nuclear_norm_seconds(obs.problem, obs.dataset)
+    # synthetic completion runs on the CPU keep their short limits and their bundles
+    run = next(run for run in plan.runs["completion_depth"])
+    wildcards = {k: str(v) for k, v in run.wildcards().items()}
+    assert _slurm_runtime("train_dmf", wildcards, plan.train_runtime(wildcards)) == 5 and plan.bundled(wildcards)

@@ -93,7 +93,7 @@ def test_error_axis_floors_an_exact_reference_and_marks_the_stopping_threshold(t
     nn = _line(ax, "min nuclear norm")
     assert nn.get_ydata()[-1] == pytest.approx(1e-7)  # drawn on the floor...
     annotations = [child.get_text() for child in ax.texts]
-    assert any(text.startswith("8e-17") for text in annotations), annotations  # ...with its value
+    assert "6e-17, 1e-16" in annotations, annotations  # ...with the value each seed reached
     # without a recorded threshold (older tables) there is no threshold line
     assert not [line for line in plots.figure1(table.drop(columns="loss_threshold")).axes[0].get_lines()
                 if line.get_label().startswith("training stops")]
@@ -110,3 +110,42 @@ def test_figure2_legend_has_the_ground_truth_and_the_references(table):
     depth2 = _line(nuclear_norm_panel, "depth 2")
     assert depth2.get_ydata()[0] == pytest.approx(10.5)
     assert _band(nuclear_norm_panel, depth2, 100) == pytest.approx((10.0, 11.0))
+
+
+def test_a_floor_triangle_says_what_each_seed_reached_not_their_geometric_mean(table):
+    # one seed exact (1e-16), one not (1.6e-7, above the floor): their geometric mean, 4e-12,
+    # is a value neither reached
+    mixed = table[~((table["method"] == "nuclear_norm") & (table["n_obs"] == 200))]
+    rows = table[(table["method"] == "nuclear_norm") & (table["n_obs"] == 200)].assign(recon_error=[1e-16, 1.6e-7])
+    ax = plots.figure1(pd.concat([mixed, rows])).axes[0]
+    annotations = [child.get_text() for child in ax.texts]
+    assert annotations == ["1e-16, 2e-07"], annotations
+    assert not any("4e-12" in text for text in annotations)
+
+
+def _dynamics(final_step: int = 179_800, settled: int = 30_000):
+    """A figure3 table and trajectories: depths 2 and 3, singular values settled by ``settled``,
+    recorded every 100 steps up to ``final_step``."""
+    steps = np.arange(0, final_step + 1, 100)
+    base = {"experiment": "e", "problem": "completion", "dataset": "20x20_rank2", "d1": 20, "d2": 20, "rank": 2,
+            "n_obs": 100, "seed": 0, "init_scale": 1e-3, "lr": 0.1}
+    table = pd.DataFrame([{**base, "method": "dmf", "depth": d, "recon_error": 1e-5, "iterations": final_step}
+                          for d in (2, 3)])
+    grow = np.minimum(steps / settled, 1.0)
+    traj = pd.concat([pd.DataFrame({**base, "depth": d, "step": steps, "sigma_1": 1e-3 + 10 * grow,
+                                    "sigma_2": 1e-3 + 5 * grow**2, "diag_mean": 1.0 + grow,
+                                    "diag_std": 0.1, "offdiag_mean": 1e-2, "offdiag_std": 1e-3})
+                      for d in (2, 3)])
+    return table, traj
+
+
+def test_figure3_says_where_a_cropped_panel_ends_and_where_the_run_did():
+    table, traj = _dynamics()
+    fig = plots.figure3(table, traj)
+    for ax in fig.axes[:2]:
+        assert ax.get_xlim()[1] < 100_000  # cropped a little after the singular values settled...
+        title = ax.get_title()
+        assert "179,800" in title and "shown to step" in title, title  # ...and the panel says so
+    # a run shown to its end says nothing more
+    table, traj = _dynamics(final_step=20_000, settled=19_000)
+    assert "shown to step" not in plots.figure3(table, traj).axes[0].get_title()

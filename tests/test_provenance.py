@@ -187,3 +187,52 @@ def test_each_source_file_is_normalized_once_per_process(package_copy, monkeypat
         code_fingerprint(part, package_copy)
     assert len(calls) == len(set(calls))
     code_fingerprint.cache_clear()
+
+
+def test_dmf_why_names_the_modules_that_changed_since_a_result(package_copy, tmp_path, capsys):
+    """A job's log ends with its code's module hashes; `dmf why` says which changed since."""
+    import json
+
+    from dmfcore.cli import main
+    from dmfcore.codediff import append_module_hashes, describe, explain
+
+    code_fingerprint.cache_clear()
+    result = tmp_path / "runs/nuclear_norm"
+    result.mkdir(parents=True)
+    (result / "metrics.json").write_text(json.dumps(
+        {"code_part": "baselines", "code_fingerprint": code_fingerprint("baselines", package_copy)}))
+    (result / "run.log").write_text("solver: admm-svt\n")
+    append_module_hashes(result / "run.log", "baselines", package_copy)
+
+    assert explain(result, package_copy) == {"result": str(result), "code_part": "baselines", "stale": False,
+                                             "recorded": code_fingerprint("baselines", package_copy),
+                                             "now": code_fingerprint("baselines", package_copy)}
+    convex = package_copy / "convex.py"
+    convex.write_text(convex.read_text() + "\n# a comment changes nothing\n")
+    code_fingerprint.cache_clear()
+    assert not explain(result, package_copy)["stale"]
+    convex.write_text(convex.read_text() + "\n_EDITED = True\n")
+    (package_copy / "newmodule.py").write_text("X = 1\n")
+    baselines = package_copy / "baselines.py"
+    baselines.write_text(baselines.read_text() + "\nfrom .newmodule import X  # noqa\n")
+    code_fingerprint.cache_clear()
+    why = explain(result, package_copy)
+    assert why["stale"] and why["modules"] == {"changed": ["baselines.py", "convex.py"], "added": ["newmodule.py"],
+                                               "removed": []}
+    assert "changed: baselines.py, convex.py; added: newmodule.py" in describe(why)
+    # a result whose log names no modules (made before they were recorded): said so
+    (result / "run.log").write_text("solver: admm-svt\n")
+    assert "which modules changed is not known" in describe(explain(result, package_copy))
+    code_fingerprint.cache_clear()
+    # the command, on today's package: a result of other code is stale
+    (result / "metrics.json").write_text(json.dumps({"code_part": "baselines", "code_fingerprint": "0" * 16}))
+    assert main(["why", str(result / "metrics.json")]) == 0
+    assert "stale (computed by code" in capsys.readouterr().out
+    assert main(["why", str(tmp_path / "nowhere")]) == 2
+
+
+def test_every_workflow_job_with_a_record_logs_its_module_hashes():
+    """The scripts of the jobs that write a metrics.json end their log with the module hashes."""
+    scripts = Path(__file__).resolve().parents[1] / "workflow/scripts"
+    for script in ("train_dmf", "train_batch", "min_nuclear_norm", "ground_truth_row", "predictor_row"):
+        assert "append_module_hashes(" in (scripts / f"{script}.py").read_text(), script

@@ -3,6 +3,7 @@ set, constant-prediction baselines; long runs checkpoint and resume bit for bit;
 curves are those of gradient flow."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -169,10 +170,27 @@ def test_recorded_curves_are_those_of_gradient_flow():
     assert gap_fine < 0.7 * gap_coarse  # halving the step shrinks the difference (~2x)
 
 
-REAL_U_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/ml-100k/u.data"
+# MovieLens 100K's u.data: $DMFCORE_MOVIELENS_U_DATA, or ../shared/data/ml-100k/u.data beside the clone
+MOVIELENS_ENV = "DMFCORE_MOVIELENS_U_DATA"
+DEFAULT_U_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/ml-100k/u.data"
 
 
-@pytest.mark.skipif(not REAL_U_DATA.is_file(), reason=f"MovieLens 100K not found at {REAL_U_DATA}")
+def movielens_u_data() -> Path:
+    """Where the tests look for MovieLens 100K (a clone elsewhere sets the environment variable)."""
+    return Path(os.environ.get(MOVIELENS_ENV) or DEFAULT_U_DATA)
+
+
+REAL_U_DATA = movielens_u_data()
+
+
+def test_the_movielens_path_is_settable(monkeypatch, tmp_path):
+    monkeypatch.setenv(MOVIELENS_ENV, str(tmp_path / "u.data"))
+    assert movielens_u_data() == tmp_path / "u.data"
+    monkeypatch.delenv(MOVIELENS_ENV)
+    assert movielens_u_data() == DEFAULT_U_DATA and DEFAULT_U_DATA.parts[-4:] == ("shared", "data", "ml-100k", "u.data")
+
+
+@pytest.mark.skipif(not REAL_U_DATA.is_file(), reason=f"MovieLens 100K not found at {REAL_U_DATA} (set ${MOVIELENS_ENV})")
 def test_movielens_100k_through_the_run_path(tmp_path):
     """The real data (../shared/data, never copied into the repository): the authors' split
     (the first 10,000 ratings of their shuffled copy train, the other 90,000 test), its

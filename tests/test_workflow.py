@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import (REPO, SNAKEMAKE, TINY, copy_workflow, expected_observation_sets, expected_runs,
-                     job_counts, snakemake, workflow_env, write_config)
+from helpers import (REPO, SNAKEMAKE, TINY, copy_workflow, docutils_problems, expected_observation_sets,
+                     expected_runs, job_counts, snakemake, workflow_env, write_config)
 
 pytestmark = pytest.mark.workflow
 
@@ -68,6 +68,7 @@ def test_tiny_workflow_end_to_end(tiny_run):
     snakemake(wf, "--configfile", str(cfg), "--report", "results/default/report.html")
     report = (wf / "results/default/report.html").read_text()
     assert "tiny_figure1.png" in report
+    assert not docutils_problems(report)  # a caption's reStructuredText error lands in the page
 
 
 def test_report_works_in_an_environment_built_from_the_workflow_extra_alone(tiny_run, tmp_path):
@@ -89,7 +90,8 @@ def test_report_works_in_an_environment_built_from_the_workflow_extra_alone(tiny
 
     res = report("results/default/report_workflow_env.html")
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "tiny_figure1.png" in (wf / "results/default/report_workflow_env.html").read_text()
+    html = (wf / "results/default/report_workflow_env.html").read_text()
+    assert "tiny_figure1.png" in html and not docutils_problems(html)
     # the check can fail: without pygments (the extra before it listed it) the report stops
     subprocess.run([python, "-m", "pip", "uninstall", "--yes", "--quiet", "pygments"], check=True, timeout=120)
     res = report("results/default/report_without_pygments.html")
@@ -285,6 +287,11 @@ def test_tiny_sensing_workflow_with_dynamics_figure(tmp_path):
     assert set(traj["depth"]) == {2, 3}
     for fig in ("figure1", "figure2", "figure3"):
         assert (wf / f"results/default/figures/sense_{fig}.png").stat().st_size > 10_000
+    # the report with every figure's caption (the tiny workflow's has no figure3): no docutils errors
+    snakemake(wf, "--configfile", str(tmp_path / "s.yaml"), "--report", "results/default/report.html")
+    report = (wf / "results/default/report.html").read_text()
+    assert "sense_figure3.png" in report
+    assert not docutils_problems(report), docutils_problems(report)
 
 
 def test_a_batch_of_sensing_runs_writes_what_single_runs_write(tmp_path):
@@ -358,6 +365,15 @@ def test_a_code_change_reruns_what_it_computed_and_a_comment_does_not(tiny_run):
             assert job_counts(wf, "--configfile", str(cfg)) == {}, module
             path.write_text(original + "\n_EDITED = True  # code: what it computes is stale\n")
             assert job_counts(wf, "--configfile", str(cfg)) == reruns, module
+            # `dmf why` names the module that changed (from the module hashes in the runs' logs)
+            run = next((wf / "results/runs").rglob("dmf_depth2*/metrics.json")).parent
+            nn = next((wf / "results/runs").rglob("nuclear_norm/metrics.json")).parent
+            why = subprocess.run([sys.executable, "-m", "dmfcore.cli", "why", str(run), str(nn)], cwd=wf,
+                                 capture_output=True, text=True, env=workflow_env(wf))
+            lines = why.stdout.splitlines()
+            assert why.returncode == 0 and len(lines) == 2, why.stdout + why.stderr
+            for line, stale in zip(lines, ("train_dmf" in reruns, "min_nuclear_norm" in reruns)):
+                assert (f"changed: {module}" in line) == stale and ("up to date" in line) == (not stale), line
         finally:
             path.write_text(original)
     assert job_counts(wf, "--configfile", str(cfg)) == {}

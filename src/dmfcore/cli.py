@@ -31,6 +31,16 @@ from .optimizers import OPTIMIZERS, make_optimizer
 from .problems import PROBLEMS
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in its help, except where there is none (None: a required
+    argument, or an optional one that is simply absent)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _outputs(out: Path, record: bool) -> RunOutputs:
     return RunOutputs(out / "matrix.npz", out / "metrics.json", out / "run.log", out / "trajectory.parquet" if record else None)
 
@@ -45,7 +55,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of data and initialization")
     p.add_argument("--ground-truth", type=Path, help="existing ground truth .npz (skips generation)")
     p.add_argument("--observations", type=Path, help="existing observations .npz (skips generation)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder (required)")
 
 
 def _data_paths(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -95,10 +105,10 @@ def _check_data_args(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dmf", description="Deep matrix factorization: one run outside Snakemake.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    defaults = argparse.ArgumentDefaultsHelpFormatter
+    defaults = _HelpFormatter
     run = sub.add_parser(
         "run", help="train one deep factorization and write matrix, metrics, log (and trajectory)",
         formatter_class=defaults,
@@ -114,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--loss-threshold", type=float, default=TrainConfig.loss_threshold, help="stop at this train loss")
     run.add_argument(
         "--record-every", type=int, default=TrainConfig.record_every,
-        help="record dynamics every k steps into trajectory.parquet (0: no trajectory)",
+        help="record dynamics every k steps into trajectory.parquet (0: the first and the last step only, "
+        "as record_every: 0 in the workflow)",
     )
     run.add_argument("--top-k", type=int, default=TrainConfig.top_k, help="singular values recorded")
     run.add_argument("--device", choices=DEVICES, default=TrainConfig.device, help="where to train")
@@ -140,7 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--schema", default=None, help="config schema (default: the workflow's)")
     plan.add_argument("--json", action="store_true", help="print the summary as JSON")
     plan.add_argument("--runs", action="store_true", help="also list every run's folder")
+    why = sub.add_parser(
+        "why", help="say whether results come from today's code and, if not, which modules changed",
+        description="For each result folder (a run, a reference row: the folder of a metrics.json), compare the "
+        "code that computed it with today's: up to date, or stale with the modules of its code part that "
+        "changed since (from the module hashes its run.log records).",
+        formatter_class=defaults,
+    )
+    why.add_argument("results", nargs="+", help="result folders (or their metrics.json)")
+    why.add_argument("--json", action="store_true", help="print the explanations as JSON")
     return parser
+
+
+def _why_command(args: argparse.Namespace) -> int:
+    from .codediff import describe, explain
+
+    explanations = [explain(result) for result in args.results]
+    print(json.dumps(explanations, indent=2) if args.json else "\n".join(describe(e) for e in explanations))
+    return 0
 
 
 def _plan_command(args: argparse.Namespace) -> int:
@@ -156,17 +184,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "plan":
             return _plan_command(args)
+        if args.command == "why":
+            return _why_command(args)
         # every argument is checked before anything is written under --out
         config = _run_config(args) if args.command == "run" else None
         _check_data_args(args)
         gt, obs = _data_paths(args)
         if config is not None:
-            record = run_dmf(gt, obs, config, _outputs(args.out, args.record_every > 0), {"experiment": "cli"})
+            record = run_dmf(gt, obs, config, _outputs(args.out, True), {"experiment": "cli"})
         else:
             record = run_min_nuclear_norm(
                 gt, obs, _outputs(args.out, False), {"experiment": "cli"}, args.seed, tol=args.tol
             )
-    except (ValueError, DataFileError, RuntimeError, FloatingPointError) as exc:
+    except (ValueError, DataFileError, RuntimeError, FloatingPointError, OSError, KeyError) as exc:
         print(f"dmf: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(record, indent=2, default=str))

@@ -9,7 +9,8 @@
 In both, a line is the mean over seeds (on a log axis the geometric mean) and its band spans
 the minimum to the maximum over seeds; the legend says so and gives the number of seeds. A
 log error axis stops a decade under the smallest error of the runs and under the stopping
-threshold: an exact reference below it is drawn on the floor as a triangle with its value.
+threshold: an exact reference below it is drawn on the floor as a triangle labelled with the
+value each seed reached.
 - ``figure3`` (the paper's Figure 3): one row per dataset of the table (synthetic ones first;
   a dataset whose data are missing gets a row saying why). Columns: the top singular values
   of the end-to-end matrix against the step, one panel per depth, then for depth 2 the mean
@@ -52,14 +53,16 @@ def _pyplot() -> Any:
 def _series(frame: pd.DataFrame, column: str, log: bool) -> pd.DataFrame:
     """Per n_obs over seeds: the centre (the mean; on a log axis the geometric mean, the mean
     of the logs), the band (min to max: a mean +- std band runs off towards zero on a log
-    axis) and the number of seeds."""
+    axis), the number of seeds and each seed's own value (``values``, smallest first)."""
     values = frame[["n_obs", column]].dropna()
+    each = values.groupby("n_obs")[column].apply(lambda v: tuple(sorted(v.to_numpy(dtype=float))))
     if log:
         values = values.assign(**{column: np.log10(np.maximum(values[column].to_numpy(dtype=float), _TINY))})
     grouped = values.groupby("n_obs")[column]
     out = pd.DataFrame({"centre": grouped.mean(), "low": grouped.min(), "high": grouped.max(), "count": grouped.size()})
     if log:
         out[["centre", "low", "high"]] = 10.0 ** out[["centre", "low", "high"]]
+    out["values"] = each
     return out.sort_index()
 
 
@@ -78,8 +81,9 @@ def _dmf_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def _plot_series(ax: Any, stats: pd.DataFrame, floor: float | None = None, **style: Any) -> None:
-    """A line through the centres with a min-max band. On a log axis with a ``floor``, values
-    below it are drawn on the floor as downward triangles labelled with their value."""
+    """A line through the centres with a min-max band. On a log axis with a ``floor``, a centre
+    below it is drawn on the floor as a downward triangle labelled with the value each seed
+    reached (not their geometric mean: of an exact seed and an inexact one, a value neither has)."""
     x = stats.index.to_numpy()
     centre, low, high = (stats[c].to_numpy(dtype=float) for c in ("centre", "low", "high"))
     below = centre < floor if floor is not None else np.zeros(len(x), dtype=bool)
@@ -88,9 +92,10 @@ def _plot_series(ax: Any, stats: pd.DataFrame, floor: float | None = None, **sty
     (line,) = ax.plot(x, centre, **style)
     if np.any(high > low):
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    for xi, value in zip(x[below], stats["centre"].to_numpy(dtype=float)[below]):
+    for xi, values in zip(x[below], stats["values"].to_numpy()[below]):
         ax.plot([xi], [floor], marker="v", markersize=9, color=line.get_color(), linestyle="none", clip_on=False)
-        ax.annotate(f"{value:.0e}", (xi, floor), xytext=(-7, 3), textcoords="offset points", ha="right",
+        ax.annotate(", ".join(f"{v:.0e}" for v in values), (xi, floor), xytext=(-7, 3), textcoords="offset points",
+                    ha="right",
                     fontsize=7, color=line.get_color())
 
 
@@ -260,6 +265,13 @@ def _shown_steps(run: pd.DataFrame, sigma_cols: list[str]) -> pd.DataFrame:
     return run[run["step"] <= limit]
 
 
+def _cropped(shown: pd.DataFrame, run: pd.DataFrame) -> str:
+    """A panel title's note where the panel stops before the run did (:func:`_shown_steps`)."""
+    if len(shown) == 0 or len(shown) == len(run):
+        return ""
+    return f"\n(shown to step {int(shown['step'].iloc[-1]):,}; the run went to {int(run['step'].iloc[-1]):,})"
+
+
 def _step_axis(ax: Any) -> None:
     from matplotlib.ticker import EngFormatter
 
@@ -299,15 +311,17 @@ def figure3(
         sigma_cols = sorted((c for c in traj.columns if c.startswith("sigma_") and traj[c].notna().any()),
                             key=lambda c: int(c.split("_")[1]))
         for ax, depth in zip(row, depths):
-            run = _shown_steps(traj[traj["depth"] == depth].sort_values("step"), sigma_cols)
+            full = traj[traj["depth"] == depth].sort_values("step")
+            run = _shown_steps(full, sigma_cols)
             for col in sigma_cols:
                 ax.plot(run["step"], run[col], linewidth=1.2)
-            ax.set_title(f"depth {depth}: top {len(sigma_cols)} singular values", fontsize=9)
+            ax.set_title(f"depth {depth}: top {len(sigma_cols)} singular values{_cropped(run, full)}", fontsize=9)
             _step_axis(ax)
             ax.grid(True, alpha=0.3)
         if align is not None:
             ax = row[len(depths)]
-            run = _shown_steps(traj[traj["depth"] == align].sort_values("step"), sigma_cols)
+            full = traj[traj["depth"] == align].sort_values("step")
+            run = _shown_steps(full, sigma_cols)
             for kind, color in (("diag", "C0"), ("offdiag", "C3")):
                 mean, std = run[f"{kind}_mean"].to_numpy(), run[f"{kind}_std"].to_numpy()
                 label = "|diagonal|" if kind == "diag" else "|off-diagonal|"
@@ -315,7 +329,7 @@ def figure3(
                 ax.fill_between(run["step"], np.maximum(mean - std, mean * 1e-3), mean + std, color=color,
                                 alpha=0.2, linewidth=0)
             ax.set_yscale("log")
-            ax.set_title(f"depth {align}: |U^T grad l(W) V| (band: std)", fontsize=9)
+            ax.set_title(f"depth {align}: |U^T grad l(W) V| (band: std){_cropped(run, full)}", fontsize=9)
             _step_axis(ax)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)

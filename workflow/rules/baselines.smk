@@ -10,7 +10,9 @@ rule min_nuclear_norm:
         "../../envs/dmf.yaml"
     threads: 1
     resources:
-        runtime=30,
+        # minutes: 5 (completion) or 30 (sensing), the estimate on real data (MovieLens: ~80 min
+        # on one core; dmfcore.plan.make.Plan.nuclear_norm_runtime)
+        runtime=lambda wc: PLAN.nuclear_norm_runtime(dict(wc.items())),
         mem_mb=2000,
     params:
         **PLAN.nuclear_norm_params,

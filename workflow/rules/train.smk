@@ -10,18 +10,16 @@ rule train_dmf:
     # before the baselines: training jobs are the longest (and a GPU idles until they start)
     priority: 1
     # On a cluster (profiles/slurm) completion runs on the CPU take seconds and go out in
-    # bundles; sensing and GPU runs take minutes and are submitted one by one.
+    # bundles; sensing, GPU and real-data runs take minutes to hours and are submitted one by one.
     group:
-        lambda wc: (
-            "train_bundle"
-            if wc.problem == "completion" and wc.device in ("cpu", "torch-cpu")
-            else None
-        )
+        lambda wc: "train_bundle" if PLAN.bundled(dict(wc.items())) else None
     conda:
         "../../envs/dmf.yaml"
     threads: 1
     resources:
-        runtime=60,
+        # minutes: 5 for completion on the CPU, 60 for sensing and GPU runs, the estimate on
+        # real data (hours on the CPU; dmfcore.plan.make.Plan.train_runtime)
+        runtime=lambda wc: PLAN.train_runtime(dict(wc.items())),
         # one GPU for the runs on a CUDA device (the SLURM profile asks for it with --gpus)
         gpu=lambda wc: 1 if wc.device.startswith("cuda") else 0,
         mem_mb=lambda wc: 1000 + sensing_mem_mb(wc),

@@ -1,6 +1,7 @@
 from dmfcore.real_data import predictor_record
 from dmfcore.records import logged
 from dmfcore.provenance import check_code_fingerprint
+from dmfcore.codediff import append_module_hashes
 
 w = snakemake.wildcards
 with logged(snakemake.log[0]):
@@ -11,3 +12,6 @@ with logged(snakemake.log[0]):
         snakemake.output.metrics,
         seed=int(w.seed),
     )
+
+# which modules computed the result, for `dmf why` (dmfcore.codediff)
+append_module_hashes(snakemake.log[0], "real_data")

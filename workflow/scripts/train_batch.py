@@ -7,6 +7,7 @@ from dataclasses import replace  # noqa: E402
 from dmfcore.gpus import job_device  # noqa: E402
 from dmfcore.runs import run_dmf_batch  # noqa: E402
 from dmfcore.provenance import check_code_fingerprint  # noqa: E402
+from dmfcore.codediff import append_module_hashes  # noqa: E402
 from dmfcore.records import RunOutputs, logged  # noqa: E402
 from dmfcore.runspec import RunSpec  # noqa: E402
 
@@ -25,3 +26,7 @@ with logged(snakemake.log[0]):
     # several GPUs: this job's is the one with the fewest jobs, held while it trains
     device, gpu_claim = job_device(configs[0].device)
     run_dmf_batch(data, [replace(config, device=device) for config in configs], outputs)
+
+# which modules computed the results, for `dmf why` (dmfcore.codediff)
+for log in snakemake.log:
+    append_module_hashes(log, "runs")

@@ -7,6 +7,7 @@ from dataclasses import replace  # noqa: E402
 from dmfcore.gpus import job_device  # noqa: E402
 from dmfcore.runs import run_dmf  # noqa: E402
 from dmfcore.provenance import check_code_fingerprint  # noqa: E402
+from dmfcore.codediff import append_module_hashes  # noqa: E402
 from dmfcore.records import RunOutputs, logged  # noqa: E402
 from dmfcore.runspec import RunSpec  # noqa: E402
 
@@ -25,3 +26,6 @@ with logged(snakemake.log[0]):
         replace(config, device=device),
         RunOutputs(out.matrix, out.metrics, snakemake.log[0], out.trajectory),
     )
+
+# which modules computed the result, for `dmf why` (dmfcore.codediff)
+append_module_hashes(snakemake.log[0], "runs")

@@ -29,6 +29,17 @@ DATA_DIR = "results/data/{dataset}/seed{seed}"
 DOWNLOAD_FILE = "results/downloads/{name}/u.data"
 # fp32 matrix products on one CPU core at these sizes (0.3 s for a 18 GFLOP MovieLens step)
 CPU_GFLOPS = 60
+# The minimum nuclear norm by the first-order solver (dmfcore.nuclear_admm, `admm-svt`) on one
+# core: 80 minutes for its 20,000-iteration cap at MovieLens 100K's 943 x 1682 (measured), an
+# iteration costing about (short side)^2 x (long side) (the Gram matrix of its prox).
+ADMM_SECONDS_PER_ITERATION = 80 * 60 / 20_000
+ADMM_REFERENCE_SHAPE = (943, 1682)
+# SLURM time limits (minutes) from an estimate: this many times the estimate, at least the
+# short job's limit (a completion run on the CPU takes seconds and goes out in a bundle)
+RUNTIME_MARGIN = 1.5
+# A step's cost beside its matrix products: the objective's gradient over the d1 x d2 matrix
+# (a depth-1 MovieLens step, which has no products: 3.1 ms for 943 x 1682 on one core)
+OBJECTIVE_SECONDS_PER_ENTRY = 2e-9
 # The recording settings of a run: how its trajectory is kept (not part of its path).
 RECORDING_KEYS = ("record_every", "top_k")
 
@@ -135,6 +146,7 @@ class Plan:
         # tables, figures and logs of this configuration; data and runs are shared by all
         self.out = f"results/{self.name}"
         self.sources: dict[str, DatasetSource] = dataset_sources(config)
+        self._check_ratings_files()
         self.experiments: dict[str, dict[str, Any]] = {
             name: experiment_config(name, config, self.sources) for name in config["experiments"]
         }
@@ -167,14 +179,24 @@ class Plan:
             return spec["ratings"]
         return DOWNLOAD_FILE.format(name=name) if spec["download"] else None
 
+    def _check_ratings_files(self) -> None:
+        """A ratings file the user set must be there: a mistyped path is an error naming it, not
+        a dataset quietly left out (leaving ``ratings`` unset is the way to run without it)."""
+        for name, source in self.sources.items():
+            path = source.spec.get("ratings")
+            if path and not Path(path).is_file():
+                raise ConfigError(
+                    f"config: datasets.{name}.ratings: {path} not found (relative paths are from the "
+                    f"directory the workflow runs in, {Path.cwd()}); fix the path, or set it to null to "
+                    f"leave {name} out"
+                )
+
     def unavailable(self, name: str) -> str | None:
         """Why a configured dataset's data cannot be had (None when they can): a ratings file
-        that is not there (a fixed matrix is in the config itself)."""
+        left unset (one that is set exists: :meth:`_check_ratings_files`; a fixed matrix is in
+        the config itself)."""
         if self.sources[name].kind != "ratings":
             return None
-        spec = self.sources[name].spec
-        if spec["ratings"] and not Path(spec["ratings"]).is_file():
-            return f"datasets.{name}.ratings: {spec['ratings']} not found"
         if self.ratings_file(name) is None:
             return (
                 f"no data: set datasets.{name}.ratings to your copy of u.data, or "
@@ -385,24 +407,94 @@ class Plan:
         runs = sorted({f for name in self.experiments for f in self.run_files(name)})
         return tables + self.figure_files() + runs
 
-    # -- warnings ------------------------------------------------------------------------------
+    # -- estimates: warnings and time limits -----------------------------------------------------
 
-    def _long_cpu_runs(self, name: str) -> list[str]:
-        """How long an experiment's real-data runs on the CPU take, said before they start."""
+    def run_seconds(self, run: RunSpec) -> float | None:
+        """An upper estimate of a run's time on one CPU core (all its max_iters steps: the
+        matrix products at ~CPU_GFLOPS, the objective per entry), None on a GPU."""
         from ..model import step_flops
 
+        if run.device.startswith("cuda"):
+            return None
+        shape = self.dataset_shape(run.dataset)
+        step = step_flops(shape, run.depth) / (CPU_GFLOPS * 1e9) + OBJECTIVE_SECONDS_PER_ENTRY * shape[0] * shape[1]
+        return step * run.max_iters
+
+    def nuclear_norm_seconds(self, problem: str, dataset: str) -> float | None:
+        """An upper estimate of a minimum nuclear norm job's time on one core where it takes the
+        first-order solver to its iteration cap (real data: no exact solution stops it early),
+        None where it is quick (SCS, or a synthetic low-rank matrix it certifies early)."""
+        import inspect
+
+        from ..convex import SCS_COMPLETION_MAX_ENTRIES
+        from ..nuclear_admm import min_nuclear_norm_admm
+
+        if not kind_of_dataset(dataset).held_out or problem != "completion":
+            return None
+        d1, d2 = self.dataset_shape(dataset)
+        solver = self.nuclear_norm_params.get("solver", "auto")
+        if solver == "cvxpy-scs" or (solver == "auto" and d1 * d2 <= SCS_COMPLETION_MAX_ENTRIES):
+            return None
+        iterations = inspect.signature(min_nuclear_norm_admm).parameters["max_iters"].default
+        short, long = sorted((d1, d2))
+        ref_short, ref_long = ADMM_REFERENCE_SHAPE
+        return iterations * ADMM_SECONDS_PER_ITERATION * (short**2 * long) / (ref_short**2 * ref_long)
+
+    @staticmethod
+    def _limit(base: int, seconds: float | None) -> int:
+        import math
+
+        return base if seconds is None else max(base, math.ceil(RUNTIME_MARGIN * seconds / 60))
+
+    def train_runtime(self, wildcards: Mapping[str, Any]) -> int:
+        """train_dmf's time limit in minutes (the SLURM profile's ``runtime``): 5 for a
+        completion run on the CPU, 60 for sensing and GPU runs (measured at d = 100: they stop
+        at the loss threshold long before max_iters), and on real data, which no run fits to the
+        threshold, the estimate (:meth:`run_seconds`): MovieLens on the CPU takes hours."""
+        run = RunSpec.from_wildcards(wildcards)
+        base = 5 if run.problem == "completion" and not run.device.startswith("cuda") else 60
+        real = not kind_of_dataset(run.dataset).ground_truth
+        return self._limit(base, self.run_seconds(run) if real else None)
+
+    def bundled(self, wildcards: Mapping[str, Any]) -> bool:
+        """Whether a train_dmf job goes out in a SLURM bundle: completion runs on the CPU that
+        take seconds (not sensing or GPU runs, nor runs estimated at more than 5 minutes)."""
+        run = RunSpec.from_wildcards(wildcards)
+        return (run.problem == "completion" and run.device in ("cpu", "torch-cpu")
+                and self.train_runtime(wildcards) <= 5)
+
+    def nuclear_norm_runtime(self, wildcards: Mapping[str, Any]) -> int:
+        """min_nuclear_norm's time limit in minutes: 5 for completion, 30 for sensing, more
+        where the estimate (:meth:`nuclear_norm_seconds`) says so."""
+        base = 5 if wildcards["problem"] == "completion" else 30
+        return self._limit(base, self.nuclear_norm_seconds(wildcards["problem"], wildcards["dataset"]))
+
+    def _long_cpu_runs(self, name: str) -> list[str]:
+        """How long an experiment's real-data jobs on the CPU take (its runs on the CPU, and its
+        minimum nuclear norm solutions, which run on the CPU wherever the runs do), said before
+        they start."""
         exp = self.experiments[name]
-        runs = [run for run in self.runs[name] if kind_of_dataset(run.dataset).held_out and run.device == "cpu"]
-        if not runs:
+        runs = [run for run in self.runs[name]
+                if kind_of_dataset(run.dataset).held_out and self.run_seconds(run) is not None]
+        baselines = [s for obs in self.observation_sets[name] if "nuclear_norm" in obs.baselines
+                     if (s := self.nuclear_norm_seconds(obs.problem, obs.dataset)) is not None]
+        if not runs and not baselines:
             return []
-        flops = sum(step_flops(self.dataset_shape(run.dataset), run.depth) * run.max_iters for run in runs)
-        return [
-            f"experiment {name}: {len(runs)} runs on real data on the CPU, up to "
-            f"{flops / CPU_GFLOPS / 1e9 / 3600:.0f} CPU-hours at ~{CPU_GFLOPS} GFLOP/s "
-            f"({exp['max_iters']} steps each; they stop earlier at the loss threshold). On a GPU "
-            f"machine set device: cuda in experiments.{name} (or for the dataset only: "
-            f"device: {{<rank>: cpu, <dataset>: cuda}})."
-        ]
+        seconds = sum(self.run_seconds(run) for run in runs) + sum(baselines)
+        parts = []
+        if runs:
+            parts.append(
+                f"{len(runs)} runs on real data on the CPU at ~{CPU_GFLOPS} GFLOP/s ({exp['max_iters']} steps "
+                "each unless a run reaches the loss threshold first; on MovieLens none does)"
+            )
+        if baselines:
+            parts.append(
+                f"{len(baselines)} minimum nuclear norm solution{'s' if len(baselines) > 1 else ''} on real data "
+                f"(always on the CPU: about {max(baselines) / 60:.0f} minutes each)"
+            )
+        hint = (f" On a GPU machine set device: cuda in experiments.{name} (or for the dataset only: "
+                f"device: {{<rank>: cpu, <dataset>: cuda}}).") if runs else ""
+        return [f"experiment {name}: up to {seconds / 3600:.0f} CPU-hours: {' and '.join(parts)}.{hint}"]
 
     # -- jobs ----------------------------------------------------------------------------------
 
