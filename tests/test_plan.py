@@ -308,3 +308,36 @@ def test_slurm_time_limits_follow_the_estimates(tmp_path):
     run = next(run for run in plan.runs["completion_depth"])
     wildcards = {k: str(v) for k, v in run.wildcards().items()}
     assert _slurm_runtime("train_dmf", wildcards, plan.train_runtime(wildcards)) == 5 and plan.bundled(wildcards)
+
+
+FIXED = {"kind": "fixed", "shape": [2, 2], "observed": [[1, 2, 1.0], [2, 1, 1.0], [2, 2, 0.0]]}
+NORMS = {"problem": "completion", "datasets": ["rc"], "n_obs": [3], "depths": [1, 3], "init": "normal_posdet",
+         "init_scales": [0.008], "optimizer": "gd", "lrs": [0.005], "seeds": [0, 1], "baselines": ["nuclear_norm"],
+         "record_every": 100, "top_k": 2, "figures": ["norms"]}
+
+
+def test_a_fixed_matrix_is_a_dataset_of_its_own_kind():
+    plan = plan_of({"datasets": {"rc": FIXED}, "experiments": {"norms": NORMS}})
+    assert {run.dataset for run in plan.runs["norms"]} == {"rc_fixed"}
+    assert plan.job_counts() == {"aggregate": 1, "figure": 1, "fixed_observations": 2, "min_nuclear_norm": 2,
+                                 "train_dmf": 4}
+    fixed = [j for j in plan.jobs() if j["rule"] == "fixed_observations"][0]
+    assert fixed["params"] == {"fixed": {"shape": [2, 2], "observed": FIXED["observed"]}}
+    assert plan.warnings == []  # no CPU-hours warning: a fixed matrix is not real data
+    # one more seed: that seed's runs, its observation set and baseline, the table and the figure
+    more = plan_of({"datasets": {"rc": FIXED}, "experiments": {"norms": {**NORMS, "seeds": [0, 1, 2]}}})
+    added = {tuple(j["output"]) for j in more.jobs()} - {tuple(j["output"]) for j in plan.jobs()}
+    assert all("/seed2/" in path for outputs in added for path in outputs if "/runs/" in path or "/data/" in path)
+    assert sum(1 for outputs in added if outputs[0].endswith("matrix.npz") and "dmf_depth" in outputs[0]) == 2
+
+
+@pytest.mark.parametrize("dataset, n_obs, message", [
+    ({**FIXED, "observed": [[1, 2, 1.0], [3, 1, 1.0]]}, [2], r"datasets\.rc\.observed: observed entries must lie in"),
+    ({**FIXED, "observed": [[1, 2, 1.0], [1, 2, 0.5]]}, [2], r"datasets\.rc\.observed: an entry is observed twice"),
+    ({k: v for k, v in FIXED.items() if k != "observed"}, [3], r"datasets\.rc: a fixed matrix lists its observed"),
+    ({**FIXED, "split": "random"}, [3], r"datasets\.rc: split belong to kind ratings"),
+    (FIXED, [4], r"experiments\.norms\.n_obs: dataset rc observes 3 entries .* so its n_obs is \[3\], not \[4\]"),
+])
+def test_a_bad_fixed_matrix_is_refused_naming_the_key(dataset, n_obs, message):
+    with pytest.raises(ConfigError, match=message):
+        plan_of({"datasets": {"rc": dataset}, "experiments": {"norms": {**NORMS, "n_obs": n_obs}}})
