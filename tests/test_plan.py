@@ -185,7 +185,10 @@ def test_the_paper_preset_on_a_gpu_is_three_batches_of_200_runs_of_every_depth()
         plan = plan_of(read_config_files(["presets/paper.yaml", *overlays]))
         assert [len(b.runs) for b in plan.batches.values()] == [200, 200, 200]
         assert all({run.depth for run in b.runs} == {2, 3, 4} for b in plan.batches.values())
-        assert "train_dmf" not in plan.job_counts()
+        # every d = 100 run is in a batch; Razin & Cohen's small matrices train alone on the CPU
+        alone = [run for runs in plan.runs.values() for run in runs if run.dir not in plan.batch_of]
+        assert {run.dataset.endswith("_fixed") and run.device == "cpu" for run in alone} == {True}
+        assert plan.job_counts()["train_dmf"] == len(alone) == 155
 
 
 def test_device_auto_is_decided_once_and_per_key_devices_apply():
@@ -238,8 +241,8 @@ def test_dmf_plan_prints_the_job_counts(capsys):
     assert dmf_main(["plan", "--configfile", "presets/paper.yaml", "presets/paper_gpu.yaml", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     plan = make_plan(read_config_files(["presets/paper.yaml", "presets/paper_gpu.yaml"]))
-    assert summary["jobs"] == plan.job_counts() and summary["total_jobs"] == len(plan.jobs()) == 388
-    assert summary["runs"] == summary["batched_runs"] == 600
+    assert summary["jobs"] == plan.job_counts() and summary["total_jobs"] == len(plan.jobs()) == 639
+    assert summary["runs"] == 755 and summary["batched_runs"] == 600
     assert dmf_main(["plan", "--configfile", ".test/config_tiny/config.yaml"]) == 0
     text = capsys.readouterr().out
     assert re.search(r"train_dmf\s+12\n", text) and re.search(r"total\s+29", text)
