@@ -117,3 +117,17 @@ DOCUTILS_PROBLEMS = ("Undefined substitution", "System Message", "ERROR/", "WARN
 def docutils_problems(html: str) -> list[str]:
     """The docutils error markers found in an HTML page (empty when it is clean)."""
     return [marker for marker in DOCUTILS_PROBLEMS if marker in html]
+
+
+def batch_jobs(counts: dict[str, int]) -> int:
+    return sum(n for rule, n in counts.items() if rule.startswith("train_batch_"))
+
+
+SMALL = {"experiments": {"small": {**TINY["experiments"]["tiny"], "n_obs": [80], "depths": [2],
+                                   "init_scales": [0.001], "seeds": [0], "figures": []}}}
+
+
+def edit_file(path: Path, text: str) -> str:
+    original = path.read_text()
+    path.write_text(original + text)
+    return original
