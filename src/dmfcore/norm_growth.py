@@ -249,3 +249,35 @@ def norms_flow_check(seed: int = 0) -> tuple[Any, Any]:
                                         "log10_det_exact": path.get("log_det", np.full(len(dets), np.nan))
                                         / math.log(10)}))
     return pd.DataFrame(rows), pd.concat(points, ignore_index=True)
+
+
+def losses_table(trajectories: Any, levels: Sequence[float] = REPORT_LOSSES) -> Any:
+    """Per dataset and depth, the median over seeds (with the smallest and largest seed) of
+    ``|w11|`` and the nuclear norm at the first record at or below each loss of ``levels``, the
+    effective rank at each run's last record, and the seeds that reached each loss, from an
+    experiment's trajectories table (``results/<name>/tables/<experiment>_trajectories.parquet``)."""
+    import pandas as pd
+
+    rows = []
+    for (dataset, depth), runs in trajectories.groupby(["dataset", "depth"]):
+        per_seed = []
+        for seed, run in runs.groupby("seed"):
+            run = run.sort_values("step")
+            loss = run["train_loss"].to_numpy()
+            per_seed.append({
+                "seed": seed,
+                **{f"abs_w11_at_{level:g}": v for level, v in zip(levels, value_at_losses(loss, np.abs(run["w_11"].to_numpy()), levels))},
+                **{f"nuclear_norm_at_{level:g}": v for level, v in zip(levels, value_at_losses(loss, run["nuclear_norm"].to_numpy(), levels))},
+                "final_effective_rank": float(run["effective_rank"].iloc[-1]),
+            })
+        frame = pd.DataFrame(per_seed)
+        row: dict[str, Any] = {"dataset": dataset, "depth": int(depth), "seeds": len(frame)}
+        for column in frame.columns.drop("seed"):
+            values = frame[column].dropna()
+            row[column] = float(values.median()) if len(values) else math.nan
+            if column.startswith("abs_w11"):
+                row[column.replace("abs_w11", "seeds_reaching")] = len(values)
+                row[column + "_min"] = float(values.min()) if len(values) else math.nan
+                row[column + "_max"] = float(values.max()) if len(values) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -34,7 +34,7 @@ from .provenance import code_fingerprint
 from .records import RunOutputs, data_labels, evaluation, load_data, provenance
 from .runspec import TrainConfig
 from .checkpoints import Checkpointing
-from .training import TrainResult, train
+from .training import SMALL_MATRIX_ENTRIES, TrainResult, train
 
 # Long runs save their state every this many updates (dmfcore.checkpoints.Checkpointing).
 CHECKPOINT_EVERY = 10_000
@@ -91,6 +91,9 @@ def _write_run(result: TrainResult, config: TrainConfig, device: str, outputs: R
         "converged": result.converged,
         "train_loss": result.train_loss,
         **evaluation(result.w, w_star, test),
+        # a small matrix's entries (Razin & Cohen: the unobserved w11 is the result)
+        **({f"w_{i + 1}{j + 1}": float(result.w[i, j]) for i in range(result.w.shape[0])
+            for j in range(result.w.shape[1])} if result.w.size <= SMALL_MATRIX_ENTRIES else {}),
         # the paper reports the best test error seen during training
         **({"min_test_error": min(result.trajectory["test_error"])} if "test_error" in result.trajectory else {}),
         "wall_seconds": result.wall_seconds,
