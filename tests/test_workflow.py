@@ -281,3 +281,35 @@ def test_the_nuclear_norm_solver_setting(tiny_run, tmp_path):
     snakemake(one, "--cores", "2", "--configfile", str(write_config(one / "small.yaml", small)))
     table = pd.read_parquet(one / "results/default/tables/tiny.parquet")
     assert set(table.loc[table["method"] == "nuclear_norm", "solver"]) == {"admm-svt"}
+
+
+def test_report_seen_in_a_browser(tiny_run, tmp_path):
+    """The report opened in headless Chromium (tests/browser.py): its figure gallery opens (a
+    click on the experiment, then on a result's eye shows the figure, decoded), no image is
+    broken and the console shows no error. Skips where Chromium is absent."""
+    from browser import CHROMIUM, check_page
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    wf, cfg = tiny_run
+    snakemake(wf, "--configfile", str(cfg), "--report", "results/default/report_browser.html")
+    root = tmp_path / "report"
+    root.mkdir()
+    shutil.copy(wf / "results/default/report_browser.html", root / "index.html")
+    # a report with one category lists its results under "Results", with several one entry per
+    # category (the experiment's name): open whichever it shows, then a result's eye
+    open_gallery = """
+        const entry = await waitFor(() => byText('tiny').concat(byText('Results')));
+        if (!entry) return 'no results entry';
+        entry[entry.length - 1].click();
+        const eyes = await waitFor(() => document.querySelectorAll('a[iconname=eye]'));
+        if (!eyes) return 'no result to view';
+        eyes[0].click();
+        const shown = await waitFor(() => [...document.images].filter(i => i.naturalWidth > 300));
+        return shown ? shown.length : 'no figure shown';"""
+    check = check_page(root, "/index.html", script=open_gallery, wait_ms=500, screenshot=tmp_path / "report.png")
+    assert check.clicked == 1, check.clicked  # the gallery opened and showed one decoded figure
+    assert check.broken_images == [], check.broken_images
+    assert check.console == [], check.console
+    assert check.failed_requests == [], check.failed_requests
+    assert check.screenshot is not None
