@@ -33,6 +33,7 @@ CODE = {
         "tables",
         "theory",
         "plots",
+        "phase",
     )
 }
 
@@ -97,6 +98,10 @@ def trajectory_files(wildcards):
 
 def recording(wildcards):
     return PLAN.recording_of(wildcards.experiment)
+
+
+def phase_params(wildcards):
+    return PLAN.phase_params(wildcards.experiment)
 
 
 def missing_data(wildcards):
