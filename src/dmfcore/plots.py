@@ -602,7 +602,7 @@ def phase_curves_figure(phase: pd.DataFrame, thresholds: pd.DataFrame) -> Any:
     panels = list(phase.groupby(["problem", "d1", "d2", "rank"], sort=True))
     if not panels:
         raise ValueError("the phase table has no rows to plot")
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels) + 3, 4), squeeze=False, layout="constrained")
     for ax, ((problem, d1, d2, rank), part) in zip(axes[0], panels):
         fits = thresholds[(thresholds["problem"] == problem) & (thresholds["d1"] == d1) & (thresholds["d2"] == d2)
                           & (thresholds["rank"] == rank)]
