@@ -11,7 +11,7 @@ rule phase_tables:
     log:
         f"{OUT}/logs/phase/{{experiment}}.log",
     wildcard_constraints:
-        experiment="|".join(re.escape(name) for name in PLAN.phase_experiments()) or "(?!)",
+        experiment=PHASE_EXPERIMENTS,
     conda:
         "../../envs/dmf.yaml"
     resources:
@@ -46,7 +46,7 @@ rule phase_figure:
     log:
         f"{OUT}/logs/figures/{{experiment}}_phase.log",
     wildcard_constraints:
-        experiment="|".join(re.escape(name) for name in PLAN.phase_experiments()) or "(?!)",
+        experiment=PHASE_EXPERIMENTS,
     conda:
         "../../envs/dmf.yaml"
     resources:
