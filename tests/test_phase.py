@@ -193,3 +193,11 @@ def test_the_shipped_configs_phase_experiments():
         assert exp["shape"] == [100, 100] and len(exp["seeds"]) >= 10 and set(np.diff(exp["n_obs"])) == {250}
     gpu = make_plan(read_config_files(["presets/phase_paper.yaml", "presets/phase_paper_gpu.yaml"]))
     assert sorted(len(b.runs) for b in gpu.batches.values()) == [420, 570, 570, 750]
+
+
+def test_editing_the_phase_code_reruns_only_the_phase_tables():
+    from dmfcore.provenance import module_closure
+
+    assert {"phase", "io"} <= set(module_closure("phase"))
+    for part in ("datasets", "runs", "baselines", "tables", "plots"):
+        assert "phase" not in module_closure(part), part
