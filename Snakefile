@@ -27,6 +27,7 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/theory.smk"
+include: "workflow/rules/phase.smk"
 
 
 rule all:

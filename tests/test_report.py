@@ -49,3 +49,10 @@ def test_the_check_finds_an_undefined_substitution():
 
     html = publish_parts("the |diagonal| entries", writer="html")["body"]
     assert docutils_problems(html)
+
+
+@pytest.mark.parametrize("figure", ["phase", "phase_heatmap"])
+def test_the_phase_caption_renders_without_docutils_errors(figure):
+    html = render("phase.rst", figure=figure, experiment="phase_completion")
+    assert not docutils_problems(html), html
+    assert "phase_completion_phase_thresholds.parquet" in html

@@ -577,3 +577,101 @@ FIGURES: dict[str, FigureKind] = {
     "norms": FigureKind(norms_figure, needs_trajectories=True,
                         description="Razin & Cohen: |w11|, norms and effective rank against the loss"),
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Recovery phase diagrams (dmfcore.phase's tables)
+
+_PHASE_COLORS = {"depth2": "tab:blue", "depth3": "tab:orange", "depth4": "tab:green", "nuclear_norm": "black"}
+
+
+def _method_order(methods: Any) -> list[str]:
+    return sorted(set(methods), key=lambda m: (m == "nuclear_norm", m))
+
+
+def _method_name(method: str) -> str:
+    return "min nuclear norm" if method == "nuclear_norm" else method.replace("depth", "depth ")
+
+
+def phase_curves_figure(phase: pd.DataFrame, thresholds: pd.DataFrame) -> Any:
+    """Success rate against n_obs, one line per method with its Wilson band, the fitted logistic
+    curve (thin) and n_obs_50 with its bootstrap interval at 50%; for Gaussian sensing the
+    asymptotic minimum nuclear norm transition (Donoho, Gavish & Montanari 2013) dotted. One
+    panel per (problem, rank)."""
+    plt = _pyplot()
+    panels = list(phase.groupby(["problem", "d1", "d2", "rank"], sort=True))
+    if not panels:
+        raise ValueError("the phase table has no rows to plot")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels) + 3, 4), squeeze=False, layout="constrained")
+    for ax, ((problem, d1, d2, rank), part) in zip(axes[0], panels):
+        fits = thresholds[(thresholds["problem"] == problem) & (thresholds["d1"] == d1) & (thresholds["d2"] == d2)
+                          & (thresholds["rank"] == rank)]
+        for method in _method_order(part["method"]):
+            rows = part[part["method"] == method].sort_values("n_obs")
+            color = _PHASE_COLORS.get(method)
+            seeds = int(rows["seeds"].max())
+            ax.plot(rows["n_obs"], rows["success_rate"], marker="o", color=color,
+                    label=f"{_method_name(method)} ({seeds} seeds)")
+            ax.fill_between(rows["n_obs"], rows["ci_low"], rows["ci_high"], color=color, alpha=0.15, linewidth=0)
+            if rows["unconverged"].sum():
+                un = rows[rows["unconverged"] > 0]
+                ax.scatter(un["n_obs"], un["unconverged_rate"], marker="x", color=color, s=25)
+            fit = fits[fits["method"] == method]
+            if len(fit) and np.isfinite(fit["n_obs_50"].iloc[0]):
+                f = fit.iloc[0]
+                grid = np.linspace(rows["n_obs"].min(), rows["n_obs"].max(), 200)
+                ax.plot(grid, 1 / (1 + np.exp(-(grid - f["n_obs_50"]) / f["scale"])), color=color, lw=0.7, alpha=0.7)
+                low, high = f["ci_low"], f["ci_high"]
+                err = None if not (np.isfinite(low) and np.isfinite(high)) else [[f["n_obs_50"] - low], [high - f["n_obs_50"]]]
+                ax.errorbar([f["n_obs_50"]], [0.5], xerr=err, fmt="D", color=color, ms=6, capsize=3,
+                            markeredgecolor="white")
+        theory = fits["theory_n_obs_50"].dropna() if "theory_n_obs_50" in fits else pd.Series(dtype=float)
+        if len(theory):
+            ax.axvline(theory.iloc[0], color="black", linestyle=":", lw=1.2,
+                       label="NNM asymptotic transition (DGM 2013)")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel(_OBS_LABEL.get(problem, "n_obs"))
+        ax.set_ylabel("success rate")
+        ax.set_title(f"{problem}, {d1}x{d2}, rank {rank}", fontsize=10)
+        ax.grid(alpha=0.3)
+    below = phase["success_below"].iloc[0] if "success_below" in phase else 1e-3
+    _legend(fig, f"success: converged, recon error < {below:g}\nbands: 95% Wilson; diamonds: n_obs_50\n"
+                 "with bootstrap interval; x: unconverged share")
+    return fig
+
+
+def phase_heatmap_figure(phase: pd.DataFrame) -> Any:
+    """Success rate as a heat map, methods by n_obs, one panel per (problem, rank); each cell
+    gives successes / seeds (and unconverged runs, if any)."""
+    plt = _pyplot()
+    panels = list(phase.groupby(["problem", "d1", "d2", "rank"], sort=True))
+    fig, axes = plt.subplots(1, len(panels), figsize=(0.6 * phase["n_obs"].nunique() * len(panels) + 2, 2.8),
+                             squeeze=False, layout="constrained")
+    image = None
+    for ax, ((problem, d1, d2, rank), part) in zip(axes[0], panels):
+        methods = _method_order(part["method"])
+        grid = part.pivot_table(index="method", columns="n_obs", values="success_rate").reindex(methods)
+        image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        for i, method in enumerate(methods):
+            for j, n in enumerate(grid.columns):
+                cell = part[(part["method"] == method) & (part["n_obs"] == n)]
+                if len(cell):
+                    c = cell.iloc[0]
+                    text = f"{int(c['successes'])}/{int(c['seeds'])}" + (f"\n{int(c['unconverged'])}u" if c["unconverged"] else "")
+                    ax.text(j, i, text, ha="center", va="center", fontsize=6,
+                            color="black" if c["success_rate"] > 0.6 else "white")
+        ax.set_xticks(range(len(grid.columns)), [str(int(n)) for n in grid.columns], rotation=60, fontsize=7)
+        ax.set_yticks(range(len(methods)), [_method_name(m) for m in methods], fontsize=8)
+        ax.set_xlabel(_OBS_LABEL.get(problem, "n_obs"))
+        ax.set_title(f"{problem}, {d1}x{d2}, rank {rank}", fontsize=10)
+    fig.colorbar(image, ax=list(axes[0]), label="success rate", shrink=0.9)
+    return fig
+
+
+def draw_phase_figures(phase_path: str | os.PathLike, thresholds_path: str | os.PathLike,
+                       outputs: dict[str, str | os.PathLike]) -> None:
+    """The phase figures of an experiment: ``outputs`` has phase_png, phase_pdf,
+    phase_heatmap_png and phase_heatmap_pdf."""
+    phase, thresholds = pd.read_parquet(phase_path), pd.read_parquet(thresholds_path)
+    save_figure(phase_curves_figure(phase, thresholds), outputs["phase_png"], outputs["phase_pdf"])
+    save_figure(phase_heatmap_figure(phase), outputs["phase_heatmap_png"], outputs["phase_heatmap_pdf"])

@@ -16,6 +16,10 @@ for _warning in PLAN.warnings:
     logger.warning(_warning)
 
 OUT = PLAN.out
+# the experiments with a phase diagram (a pattern that matches nothing when there are none)
+PHASE_EXPERIMENTS = (
+    "|".join(re.escape(name) for name in PLAN.phase_experiments()) or "(?!)"
+)
 ENUMS = enums()
 SYNTHETIC_ID = DATASET_KINDS["synthetic"].identity
 RATINGS_ID = DATASET_KINDS["ratings"].identity
@@ -33,6 +37,7 @@ CODE = {
         "tables",
         "theory",
         "plots",
+        "phase",
     )
 }
 
@@ -97,6 +102,10 @@ def trajectory_files(wildcards):
 
 def recording(wildcards):
     return PLAN.recording_of(wildcards.experiment)
+
+
+def phase_params(wildcards):
+    return PLAN.phase_params(wildcards.experiment)
 
 
 def missing_data(wildcards):

@@ -261,4 +261,11 @@ def experiment_config(name: str, config: Mapping[str, Any], sources: Mapping[str
             raise ConfigError(
                 f"config: {where}.figures: {figure} draws recorded trajectories, but record_every is 0"
             )
+    if "phase" in exp:
+        from ..phase import PHASE_DEFAULTS
+
+        exp["phase"] = {**PHASE_DEFAULTS, **(exp["phase"] or {})}
+        if exp["datasets"]:
+            raise ConfigError(f"config: {where}.phase: a phase diagram scores runs by their reconstruction "
+                              f"error, which needs a ground truth: give ranks, not datasets ({exp['datasets']})")
     return exp

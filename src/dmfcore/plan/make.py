@@ -392,6 +392,21 @@ class Plan:
             for ext in ("png", "pdf")
         ]
 
+    def phase_experiments(self) -> list[str]:
+        """The experiments with a recovery phase diagram (config: ``phase``)."""
+        return [name for name, exp in self.experiments.items() if "phase" in exp]
+
+    def phase_tables(self, name: str) -> dict[str, str]:
+        return {"phase": f"{self.out}/tables/{name}_phase.parquet",
+                "thresholds": f"{self.out}/tables/{name}_phase_thresholds.parquet"}
+
+    def phase_figures(self, name: str) -> dict[str, str]:
+        return {f"{figure}_{ext}": f"{self.out}/figures/{name}_{figure}.{ext}"
+                for figure in ("phase", "phase_heatmap") for ext in ("png", "pdf")}
+
+    def phase_params(self, name: str) -> dict[str, Any]:
+        return dict(self.experiments[name]["phase"])
+
     def theory_files(self) -> list[str]:
         return [
             f"{self.out}/{kind}/theory_{check}{suffix}"
@@ -405,7 +420,9 @@ class Plan:
         built from."""
         tables = [f"{self.out}/tables/{name}.parquet" for name in self.experiments] + self.theory_files()
         runs = sorted({f for name in self.experiments for f in self.run_files(name)})
-        return tables + self.figure_files() + runs
+        phase = [path for name in self.phase_experiments()
+                 for path in [*self.phase_tables(name).values(), *self.phase_figures(name).values()]]
+        return tables + phase + self.figure_files() + runs
 
     # -- estimates: warnings and time limits -----------------------------------------------------
 
@@ -535,6 +552,9 @@ class Plan:
             for figure in exp["figures"]:
                 add("figure", [f"{self.out}/figures/{name}_{figure}.{ext}" for ext in ("png", "pdf")],
                     {"missing": self.missing[name]})
+            if "phase" in exp:
+                add("phase_tables", list(self.phase_tables(name).values()), {"phase": self.phase_params(name)})
+                add("phase_figure", list(self.phase_figures(name).values()))
         for batch in self.batches.values():
             add(batch.name, batch.outputs(), {"members": batch.members(), "settings": dict(batch.recording)})
         for check in self.theory:
