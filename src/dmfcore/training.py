@@ -113,11 +113,9 @@ def _record(
 
 
 # Updates between two looks of the host at the losses, on a CUDA device (single runs and batches)
-# and for batches on torch-cpu. Between looks a step is a replayed CUDA graph: on an H200
-# (benchmarks/gpu.py, 2026-11-27) depth 3 at d = 100 took 115 us a step that way, 262 us looking
-# every step and 516 us with the steps between looks launched from Python (the device-side
-# stopping test then added about 20 small kernels a step; a chunk now only stores its losses and
-# is replayed up to a stop); at 943 x 1682 the three are within 10%.
+# and for batches on torch-cpu. Between looks a step is a replayed CUDA graph, which at d = 100
+# takes less than half the time of a step that the host looks at (docs/gpu.md, benchmarks/gpu.py);
+# at 943 x 1682 the difference is within 10%.
 HOST_CHECK_EVERY = 100
 
 
