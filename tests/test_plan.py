@@ -344,3 +344,11 @@ def test_a_fixed_matrix_is_a_dataset_of_its_own_kind():
 def test_a_bad_fixed_matrix_is_refused_naming_the_key(dataset, n_obs, message):
     with pytest.raises(ConfigError, match=message):
         plan_of({"datasets": {"rc": dataset}, "experiments": {"norms": {**NORMS, "n_obs": n_obs}}})
+
+
+def test_a_phase_diagram_takes_one_init_scale_and_learning_rate_per_depth():
+    config = with_change({"phase": {}, "figures": []})  # the tiny config has two depth-2 init scales
+    with pytest.raises(ConfigError, match=r"experiments\.tiny\.phase: a phase diagram has one method per depth, "
+                                          r"so one value of init_scales per depth; depth 2 has \[0\.001, 0\.0005\]"):
+        plan_of(config)
+    plan_of(with_change({"phase": {}, "figures": [], "init_scales": [0.001]}))

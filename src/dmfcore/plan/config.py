@@ -268,4 +268,9 @@ def experiment_config(name: str, config: Mapping[str, Any], sources: Mapping[str
         if exp["datasets"]:
             raise ConfigError(f"config: {where}.phase: a phase diagram scores runs by their reconstruction "
                               f"error, which needs a ground truth: give ranks, not datasets ({exp['datasets']})")
+        for key in ("init_scales", "lrs"):
+            for depth, values in lists_per_key(exp[key], exp["depths"], f"{where}.{key}", "depth"):
+                if len(values) > 1:
+                    raise ConfigError(f"config: {where}.phase: a phase diagram has one method per depth, so one "
+                                      f"value of {key} per depth; depth {depth} has {values}")
     return exp
