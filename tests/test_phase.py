@@ -182,8 +182,9 @@ def test_a_phase_diagram_needs_a_ground_truth():
 
 
 def test_the_shipped_configs_phase_experiments():
-    plan = make_plan(read_config_files(["config.yaml"]))
+    plan = make_plan(read_config_files(["presets/phase_small.yaml"]))
     assert plan.phase_experiments() == ["phase_completion", "phase_sensing"]
+    assert make_plan(read_config_files(["config.yaml"])).phase_experiments() == []  # the default run's 15 minutes
     # the paper-scale preset: d = 100, ranks 5 and 10, 10 seeds, every 250 observations; runs alone
     # on the CPU, and on a GPU one batch per problem and rank over seeds, n_obs and depths
     paper = make_plan(read_config_files(["presets/phase_paper.yaml"]))
