@@ -12,8 +12,8 @@ import torch
 from dmfcore.backend import resolve_backend
 from dmfcore.datasets import fixed_observations
 from dmfcore.model import end_to_end, init_factors_and_draws
-from dmfcore.norm_growth import (RAZIN_COHEN_OBSERVED, _Field, gradient_flow, sign_change_loss,
-                                 value_at_losses)
+from dmfcore.metrics import first_passage
+from dmfcore.norm_growth import RAZIN_COHEN_OBSERVED, _Field, gradient_flow, sign_change_loss
 from dmfcore.optimizers import gd
 from dmfcore.problems import make_objective
 from dmfcore.training import train
@@ -92,8 +92,8 @@ def test_a_determinant_conditioned_init_draws_until_its_sign(init, sign):
 def test_first_passage_values_and_sign_changes():
     losses = [0.6, 0.1, 0.02, 0.011, 0.0099, 0.002, 0.0009]
     values = [0, 1, 2, 3, 4, 5, 6]
-    assert value_at_losses(losses, values, [1e-2, 1e-3, 1e-4])[:2] == [4, 6]
-    assert math.isnan(value_at_losses(losses, values, [1e-4])[0])
+    assert first_passage(losses, values, [1e-2, 1e-3, 1e-4]).tolist()[:2] == [4, 6]
+    assert math.isnan(first_passage(losses, values, [1e-4])[0])
     assert sign_change_loss(losses, [1e-9, 2e-9, -1e-12, 1, 2, 3, 4]) == 0.02
     assert math.isnan(sign_change_loss(losses, [1.0] * 7))
 

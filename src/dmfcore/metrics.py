@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -86,3 +86,17 @@ def summary(w: np.ndarray, w_star: np.ndarray | None = None) -> dict[str, float]
         "numerical_rank": int(np.sum(s > NUMERICAL_RANK_TOL * s[0])) if s[0] > 0 else 0,
         "spectral_norm": float(s[0]),
     }
+
+
+def first_passage(losses: Any, values: Any, levels: Any) -> np.ndarray:
+    """Each ``values[k]`` at the first record whose loss is at most each of ``levels`` (NaN
+    where the loss never got there): first passage, so that a trajectory's later ups and downs do
+    not count. A path stopped at a threshold ends a hair above it (an ODE event, a step's
+    rounding): 1e-6 relative counts."""
+    reached = np.fmin.accumulate(np.asarray(losses, dtype=np.float64))  # the lowest loss so far
+    levels = np.asarray(levels, dtype=np.float64)
+    index = np.searchsorted(-reached, -levels * (1 + 1e-6), side="left")  # first record at or below
+    out = np.full(levels.shape, np.nan)
+    ok = index < len(reached)
+    out[ok] = np.asarray(values, dtype=np.float64)[index[ok]]
+    return out

@@ -25,6 +25,7 @@ import numpy as np
 from .backend import resolve_backend
 from .model import backward, end_to_end, forward, init_factors_and_draws, make_workspace
 from .datasets import fixed_observations
+from .metrics import first_passage
 from .problems import CompletionObservations, make_objective
 
 # The paper's observations, (row, column, value) with 1-based indices: w12 = w21 = 1, w22 = 0.
@@ -37,18 +38,6 @@ PAPER_INIT_SCALE = 8e-3
 PAPER_LOSS_THRESHOLD = 1e-4
 # The losses at which |w11| is reported.
 REPORT_LOSSES = (1e-2, 1e-3, 1e-4)
-
-
-def value_at_losses(losses: Sequence[float], values: Sequence[float], levels: Sequence[float]) -> list[float]:
-    """Each ``values[k]`` at the first record whose loss is at most ``level`` (NaN if none):
-    first passage, so that a trajectory's later ups and downs do not count. A path stopped at a
-    threshold ends a hair above it (an ODE event, a step's rounding): 1e-6 relative counts."""
-    losses = np.asarray(losses, dtype=np.float64)
-    out = []
-    for level in levels:
-        hit = np.flatnonzero(losses <= level * (1 + 1e-6))
-        out.append(float(values[hit[0]]) if hit.size else math.nan)
-    return out
 
 
 def sign_change_loss(losses: Sequence[float], dets: Sequence[float]) -> float:
@@ -234,7 +223,7 @@ def norms_flow_check(seed: int = 0) -> tuple[Any, Any]:
                 "depth": depth, "init": init, "init_scale": scale, "init_draws": draws, "method": method,
                 "reached": bool(path["reached"]), "final_loss": float(path["loss"][-1]),
                 "det_sign_change_loss": change,
-                **{f"abs_w11_at_{level:g}": v for level, v in zip(REPORT_LOSSES, value_at_losses(path["loss"], w11, REPORT_LOSSES))},
+                **{f"abs_w11_at_{level:g}": v for level, v in zip(REPORT_LOSSES, first_passage(path["loss"], w11, REPORT_LOSSES))},
                 "min_abs_w11_w22_below_1e-2": float(np.min(np.abs(w[small, 0, 0] * w[small, 1, 1]))) if small.any() else math.nan,
                 "min_abs_det_before_change": float(np.min(np.abs(dets[:upto]))),
                 "leaves_flow_at_loss": _leaves_flow(path, paths["flow"]) if method == "gd" else math.nan,
@@ -266,8 +255,8 @@ def losses_table(trajectories: Any, levels: Sequence[float] = REPORT_LOSSES) -> 
             loss = run["train_loss"].to_numpy()
             per_seed.append({
                 "seed": seed,
-                **{f"abs_w11_at_{level:g}": v for level, v in zip(levels, value_at_losses(loss, np.abs(run["w_11"].to_numpy()), levels))},
-                **{f"nuclear_norm_at_{level:g}": v for level, v in zip(levels, value_at_losses(loss, run["nuclear_norm"].to_numpy(), levels))},
+                **{f"abs_w11_at_{level:g}": v for level, v in zip(levels, first_passage(loss, np.abs(run["w_11"].to_numpy()), levels))},
+                **{f"nuclear_norm_at_{level:g}": v for level, v in zip(levels, first_passage(loss, run["nuclear_norm"].to_numpy(), levels))},
                 "final_effective_rank": float(run["effective_rank"].iloc[-1]),
             })
         frame = pd.DataFrame(per_seed)

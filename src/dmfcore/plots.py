@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_path
+from .metrics import first_passage
 
 _OBS_LABEL = {"completion": "number of observed entries", "sensing": "number of measurements"}
 _TINY = 1e-300  # a zero error on a log axis
@@ -492,19 +493,6 @@ def draw_figure(
     save_figure(kind.draw(pd.read_parquet(table_path), trajectories, missing or {}), png, pdf)
 
 
-def _first_passage(run: pd.DataFrame, column: str, grid: np.ndarray) -> np.ndarray:
-    """A run's ``column`` at the first record whose train loss is at most each grid loss (NaN
-    where the run never got there)."""
-    losses = run["train_loss"].to_numpy()
-    values = run[column].to_numpy()
-    reached = np.minimum.accumulate(losses)
-    index = np.searchsorted(-reached, -grid * (1 + 1e-6), side="left")  # first record at or below
-    out = np.full(grid.shape, np.nan)
-    ok = index < len(losses)
-    out[ok] = values[index[ok]]
-    return out
-
-
 _NORM_STYLES = {"nuclear_norm": ("-", "nuclear"), "frobenius_norm": ("--", "Frobenius"),
                 "sigma_1": (":", "spectral"), "schatten_0.5": ("-.", "Schatten 1/2")}
 
@@ -531,7 +519,8 @@ def norms_figure(table: pd.DataFrame, trajectories: pd.DataFrame, missing: dict[
             n = seeds.ngroups
 
             def stack(column: str) -> np.ndarray:
-                return np.array([_first_passage(run.sort_values("step"), column, grid) for _, run in seeds])
+                runs = (run.sort_values("step") for _, run in seeds)
+                return np.array([first_passage(run["train_loss"], run[column], grid) for run in runs])
 
             w11 = np.abs(stack("w_11"))
             for ax, values in ((row[0], w11), (row[2], stack("effective_rank"))):
