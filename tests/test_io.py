@@ -123,3 +123,18 @@ def test_atomic_writes_get_default_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_write_removes_what_a_killed_writer_left_behind(tmp_path):
+    """A writer killed outright leaves its temporary file; the next write of that path removes it."""
+    from dmfcore.io import atomic_path
+
+    target = tmp_path / "metrics.json"
+    orphan = tmp_path / ".metrics.json.abc123.tmp"
+    orphan.write_text("partial")
+    other = tmp_path / ".matrix.npz.abc123.tmp"  # another output's leftover is not this write's to remove
+    other.write_text("partial")
+    with atomic_path(target) as tmp:
+        tmp.write_text("{}")
+    assert target.read_text() == "{}"
+    assert not orphan.exists() and other.exists()

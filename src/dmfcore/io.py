@@ -37,6 +37,7 @@ into place, so a killed job never leaves a partial file under the final name.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -56,7 +57,11 @@ class DataFileError(ValueError):
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``."""
+    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+
+    A writer killed outright (SIGKILL, a node lost) leaves its temporary file behind; the next
+    successful write of the same path removes such leftovers (one job writes a given output at a
+    time, so any other ``.<name>.*.tmp`` beside it is an orphan)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -68,6 +73,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+        for orphan in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            orphan.unlink(missing_ok=True)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
