@@ -1,6 +1,6 @@
 """The Snakemake workflow on one tiny configuration run once (module fixture ``tiny_run``): its
 outputs, the report, incremental reruns, code and parameter changes. Cases that need a run of their
-own are in test_workflow_cases.py (pytest -n 2 runs the two files side by side)."""
+own are in test_workflow_cases.py, dry runs in test_workflow_plans.py (pytest -n 2 runs the files side by side)."""
 
 import shutil
 import subprocess

@@ -1,32 +1,22 @@
-"""The Snakemake workflow, cases with a run of their own: Snakemake's DAG against the golden job
-lists, a killed workflow resumed, config errors, lint, sensing and batches, stale results, corrupt
-data, real data, theory checks."""
+"""The Snakemake workflow, cases with a run of their own: a killed workflow resumed, sensing and
+batches, stale results, corrupt data, real data, theory checks (the dry-run checks of planning:
+tests/test_workflow_plans.py)."""
 
 import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import (REPO, SMALL, SNAKEMAKE, TINY, batch_jobs, copy_workflow, docutils_problems, edit_file,
+from helpers import (SMALL, SNAKEMAKE, TINY, batch_jobs, copy_workflow, docutils_problems, edit_file,
                      expected_runs, job_counts, snakemake, workflow_env,
                      write_config)
 
 pytestmark = pytest.mark.workflow
-
-
-@pytest.mark.parametrize("golden", sorted((REPO / "tests/golden").glob("*.json")), ids=lambda p: p.stem)
-def test_snakemake_plans_the_golden_job_list(golden):
-    """Snakemake's own DAG of each shipped configuration (every job forced): its rules, outputs
-    and params are the golden list (tests/test_plan.py holds dmfcore.plan to the same list)."""
-    res = subprocess.run([sys.executable, "tests/golden/job_list.py", "--check", str(golden)], cwd=REPO,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0 and ": same" in res.stdout, res.stdout[-2000:] + res.stderr[-3000:]
 
 
 @pytest.mark.slow
@@ -61,30 +51,6 @@ def test_killed_workflow_resumes_without_redoing_finished_runs(tmp_path):
     assert not [p for p in wf.rglob("results/**/.*.tmp")], "partial output left behind"
     table = pd.read_parquet(wf / "results/default/tables/slow.parquet")
     assert len(table[table["method"] == "dmf"]) == len(expected_runs(config))
-
-
-BAD_CONFIGS = [  # one schema error, one cross-field error (every check: tests/test_plan.py)
-    ({"depth": [2]}, r"config\.experiments\.tiny: unknown key 'depth' \(did you mean 'depths'\?\)"),
-    ({"n_obs": [500]}, r"experiments\.tiny\.n_obs: 500 entries exceed the 400 entries of a 20x20 matrix"),
-]
-
-
-@pytest.mark.parametrize("change, message", BAD_CONFIGS)
-def test_invalid_config_fails_with_a_message_naming_the_key(tmp_path, change, message):
-    wf = copy_workflow(tmp_path)
-    config = yaml.safe_load(yaml.safe_dump(TINY))
-    config["experiments"]["tiny"].update(change)
-    res = snakemake(wf, "--dry-run", "--configfile", str(write_config(tmp_path / "bad.yaml", config)), check=False)
-    assert res.returncode != 0
-    assert re.search(message, res.stdout + res.stderr), res.stdout[-2000:] + res.stderr[-2000:]
-
-
-def test_lint_and_format():
-    res = snakemake(REPO, "--lint", check=False)
-    assert res.returncode == 0 and "Congratulations" in res.stdout + res.stderr, res.stdout + res.stderr
-    fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"], cwd=REPO,
-                         capture_output=True, text=True)
-    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
 def test_tiny_sensing_workflow_with_dynamics_figure(tmp_path):
@@ -174,21 +140,6 @@ def test_a_table_never_mixes_results_of_different_code(tmp_path):
     assert len(table) == 6 and set(table["code_part"]) == {"runs", "baselines"}
     assert (table.groupby("code_part")["code_fingerprint"].nunique() == 1).all()
     assert set(table["code_fingerprint"]).isdisjoint(fingerprints)
-
-
-def test_parameters_keep_their_exact_values(tmp_path):
-    wf = copy_workflow(tmp_path)
-    config = yaml.safe_load(yaml.safe_dump(SMALL))
-    config["experiments"]["small"]["init_scales"] = [0.0012345678, 0.0012345679]
-    res = snakemake(wf, "--dry-run", "--configfile", str(write_config(tmp_path / "c.yaml", config)))
-    out = res.stdout + res.stderr
-    assert "dmf_depth2_gaussian0.0012345678_" in out and "dmf_depth2_gaussian0.0012345679_" in out
-    assert job_counts(wf, "--configfile", str(tmp_path / "c.yaml"))["train_dmf"] == 2
-    # a run asked for by a path with a non-canonical number is refused, not run as another run
-    path = ("results/runs/completion/20x20_rank2/n80/seed0/dmf_depth2_gaussian1e-3_group_rmsprop_lr0.001_"
-            "stop1e-06_max1000000_cpu_float32/metrics.json")
-    res = snakemake(wf, "--dry-run", path, "--configfile", str(tmp_path / "c.yaml"), check=False)
-    assert res.returncode != 0 and "init_scale '1e-3': write it as '0.001'" in res.stdout + res.stderr
 
 
 @pytest.mark.slow
