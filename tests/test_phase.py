@@ -182,9 +182,14 @@ def test_a_phase_diagram_needs_a_ground_truth():
 
 
 def test_the_shipped_configs_phase_experiments():
-    plan = make_plan(read_config_files(["presets/phase_small.yaml"]))
+    # the default run: a small grid each for completion and sensing, one training batch per seed
+    plan = make_plan(read_config_files(["config.yaml"]))
     assert plan.phase_experiments() == ["phase_completion", "phase_sensing"]
-    assert make_plan(read_config_files(["config.yaml"])).phase_experiments() == []  # the default run's 15 minutes
+    phase_batches = [b for b in plan.batches.values() if b.device == "torch-cpu"]
+    assert len(phase_batches) == 12 and {len(b.runs) for b in phase_batches} == {18}
+    for name in plan.phase_experiments():
+        exp = plan.experiments[name]
+        assert len(exp["seeds"]) == 6 and len(exp["n_obs"]) >= 6 and exp["baselines"] == ["nuclear_norm"]
     # the paper-scale preset: d = 100, ranks 5 and 10, 10 seeds, every 250 observations; runs alone
     # on the CPU, and on a GPU one batch per problem and rank over seeds, n_obs and depths
     paper = make_plan(read_config_files(["presets/phase_paper.yaml"]))
