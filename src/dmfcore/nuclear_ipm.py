@@ -21,7 +21,11 @@ factor). With ``Si = S^{-1}`` and ``mu = <Xp, S> / n`` each iteration solves twi
     M dy = b - sigma mu A(Si) + A(dXa dSa Si)        (dXa, dSa: predictor step; 0 in it)
     dS = -A^*(dy),   dX = sym(sigma mu Si - Xp - (Xp dS + dXa dSa) Si)
 
-with the dense m x m Schur complement (one Cholesky factor per iteration)::
+Step lengths: the corrector's are ``gamma / |lambda_min|`` of the scaled directions
+(``gamma = 0.9 + 0.09 min(predictor steps)``), then checked by Cholesky; the predictor's,
+which only set Mehrotra's centering ``sigma = (mu_aff / mu)^3``, are the largest of
+1, 0.95, ..., 0.05 that keeps a Cholesky factor (cheaper than an eigenvalue problem at
+n = 2625). The dense m x m Schur complement (one Cholesky factor per iteration)::
 
     M_kl = tr(A_k Xp A_l Si) = W1[i_k, i_l] S22[j_k, j_l] + W2[j_k, j_l] S11[i_k, i_l]
                              + X[i_l, j_k] S12[i_k, j_l] + X[i_k, j_l] S12[i_l, j_k]
