@@ -48,7 +48,7 @@ def test_solver_choice_by_size_and_agreement_on_small_sensing():
     w = low_rank_ground_truth(10, 10, 2, seed=3)
     small = sample_sensing(w, 40, seed=0, dtype="float64")
     assert choose_solver(small) == "cvxpy-scs"
-    assert choose_solver(sample_completion(w, 50, 0)) == "cvxpy-scs"
+    assert choose_solver(sample_completion(w, 50, 0)) == "admm-ipm"  # completion: certified hybrid
     big_m = SCS_SENSING_MAX_ENTRIES // 100 + 1
     assert choose_solver(sample_sensing(w, big_m, seed=0)) == "admm-svt"
     scs = min_nuclear_norm(small, "cvxpy-scs")
@@ -64,7 +64,7 @@ def test_solver_choice_by_size_and_agreement_on_small_sensing():
         min_nuclear_norm(small, "mosek")
 
 
-def test_large_completion_goes_to_the_first_order_solver():
+def test_large_completion_goes_to_the_interior_point_method():
     from dmfcore.convex import choose_solver
     from dmfcore.problems import CompletionObservations
 
@@ -72,8 +72,8 @@ def test_large_completion_goes_to_the_first_order_solver():
         idx = np.arange(10)
         return CompletionObservations((d1, d2), idx, idx, np.ones(10))
 
-    assert choose_solver(observations(100, 100)) == "cvxpy-scs"
-    assert choose_solver(observations(943, 1682)) == "admm-svt"  # MovieLens 100K
+    assert choose_solver(observations(100, 100)) == "admm-ipm"
+    assert choose_solver(observations(943, 1682)) == "ipm"  # MovieLens 100K
 
 
 def test_check_every_reaches_the_first_order_solver():

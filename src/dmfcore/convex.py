@@ -1,10 +1,17 @@
 """The minimum nuclear norm baseline: ``min ||W||_*  s.t.  A(W) = y``.
 
-:func:`min_nuclear_norm` picks the solver by size (:func:`choose_solver`): cvxpy + SCS for
-completion and small sensing instances, the certified first-order solver of
-:mod:`dmfcore.nuclear_admm` for sensing instances where SCS does not fit (measured at
-d = 100: 2.2 GB and ~22 s at m = 1000, 6.6 GB and ~130 s at m = 2000, out of memory above
-11 GB at m = 5000).
+:func:`min_nuclear_norm` picks the solver by size (:func:`choose_solver`):
+
+- completion: ``admm-ipm``, the certified first-order solver of :mod:`dmfcore.nuclear_admm`
+  for at most ``ADMM_BUDGET_ITERS`` iterations (it certifies the easy instances in a few
+  hundred), then, if uncertified, the certified interior-point method of
+  :mod:`dmfcore.nuclear_ipm` from scratch (it reaches 1e-8 at the recovery threshold, where
+  the first-order solver stalls). Large matrices (``d1 d2 > SCS_COMPLETION_MAX_ENTRIES``)
+  go to the interior-point method directly while its dense m x m Schur complement fits
+  (``m <= IPM_MAX_OBS``), else to the first-order solver. Measured: docs/performance.md.
+- sensing: cvxpy + SCS for small instances, the first-order solver where SCS does not fit
+  (measured at d = 100: 2.2 GB and ~22 s at m = 1000, 6.6 GB and ~130 s at m = 2000, out of
+  memory above 11 GB at m = 5000).
 
 Completion is solved with cvxpy + SCS with *equality* constraints and ``eps_abs = eps_rel = 1e-8``.
 (The paper's code relaxes the constraints to ``|W_ij - y_ij| <= 1e-3``, which biases the
@@ -24,13 +31,20 @@ import numpy as np
 from .metrics import singular_values
 from .problems import CompletionObservations, Observations, SensingObservations, max_constraint_residual
 
-SOLVERS = ("auto", "cvxpy-scs", "admm-svt")
+SOLVERS = ("auto", "cvxpy-scs", "admm-svt", "ipm", "admm-ipm")
 # sensing instances with m * d1 * d2 above this go to the first-order solver (SCS's KKT
 # system grows with the number of nonzeros of the stacked measurement matrix)
 SCS_SENSING_MAX_ENTRIES = 1_000_000
 # completion matrices with more entries than this go to the first-order solver too: SCS's
 # semidefinite formulation has a (d1 + d2)^2 matrix variable (MovieLens 100K: 2625^2)
 SCS_COMPLETION_MAX_ENTRIES = 250_000
+# admm-ipm: first-order iterations before the interior-point method takes over (the easy
+# 100 x 100 instances certify to 1e-8 in 100-600 iterations, 0.1-0.8 s; at the recovery
+# threshold the first-order solver would need far more than 20,000)
+ADMM_BUDGET_ITERS = 1000
+# the interior-point method's Schur complement is a dense m x m float64 matrix (800 MB at
+# MovieLens 100K's m = 10,000); above this many observations completion stays first order
+IPM_MAX_OBS = 15_000
 
 
 @dataclass(frozen=True)
@@ -91,11 +105,15 @@ NUCLEAR_NORM_TOL = 1e-8
 
 
 def choose_solver(obs: Observations) -> str:
-    """``cvxpy-scs`` for small instances, ``admm-svt`` for large ones (see the limits above)."""
+    """Completion: ``admm-ipm`` (``ipm`` for large matrices, ``admm-svt`` above ``IPM_MAX_OBS``
+    observations); sensing: ``cvxpy-scs`` for small instances, ``admm-svt`` for large ones
+    (see the limits above)."""
     d1, d2 = obs.shape
-    if isinstance(obs, SensingObservations) and obs.m * d1 * d2 > SCS_SENSING_MAX_ENTRIES:
-        return "admm-svt"
-    if isinstance(obs, CompletionObservations) and d1 * d2 > SCS_COMPLETION_MAX_ENTRIES:
+    if isinstance(obs, CompletionObservations):
+        if obs.m > IPM_MAX_OBS:
+            return "admm-svt"
+        return "ipm" if d1 * d2 > SCS_COMPLETION_MAX_ENTRIES else "admm-ipm"
+    if obs.m * d1 * d2 > SCS_SENSING_MAX_ENTRIES:
         return "admm-svt"
     return "cvxpy-scs"
 
@@ -116,9 +134,14 @@ def min_nuclear_norm(
 ) -> ConvexResult:
     """Minimum nuclear norm solution with the given (or automatically chosen) solver.
 
-    ``tol`` is the first-order solver's relative duality gap; SCS runs at eps 1e-8.
+    ``tol`` is the certified solvers' relative duality gap; SCS runs at eps 1e-8.
     ``check_every`` (first-order solver only) is the number of iterations between duality-gap
     certificates; None picks :func:`default_check_every`.
+
+    ``ipm`` and ``admm-ipm`` take completion only. ``admm-ipm`` runs ``admm-svt`` for at most
+    ``ADMM_BUDGET_ITERS`` iterations and, if that is not certified to ``tol``, the interior-point
+    method from scratch; its result names the solver that certified it (``admm-svt``, or
+    ``admm-svt+ipm`` with the interior-point iterations and both solvers' wall time).
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
@@ -126,12 +149,27 @@ def min_nuclear_norm(
         solver = choose_solver(obs)
     if solver == "cvxpy-scs":
         return _solve_scs(obs, 1e-8, 100_000, False)
+    if solver in ("ipm", "admm-ipm") and not isinstance(obs, CompletionObservations):
+        raise ValueError(f"solver {solver!r} handles completion only (use admm-svt or cvxpy-scs)")
     from .nuclear_admm import min_nuclear_norm_admm
+    from .nuclear_ipm import min_nuclear_norm_ipm
 
+    if solver == "ipm":
+        return _convex_result(min_nuclear_norm_ipm(obs, tol=tol))
     if check_every is None:
         check_every = default_check_every(obs)
-    res = min_nuclear_norm_admm(obs, tol=tol, check_every=check_every)
+    if solver == "admm-svt":
+        return _convex_result(min_nuclear_norm_admm(obs, tol=tol, check_every=check_every))
+    first = min_nuclear_norm_admm(obs, tol=tol, max_iters=ADMM_BUDGET_ITERS, check_every=check_every)
+    if first.status == "optimal":
+        return _convex_result(first)
+    second = min_nuclear_norm_ipm(obs, tol=tol)
+    best = second if second.relative_gap <= first.relative_gap else first  # the better certificate
+    return _convex_result(best, "admm-svt+ipm", first.wall_seconds + second.wall_seconds - best.wall_seconds)
+
+
+def _convex_result(res, solver: str | None = None, extra_seconds: float = 0.0) -> ConvexResult:
     return ConvexResult(
-        res.w, res.nuclear_norm, res.max_residual, res.solver, res.status, res.wall_seconds,
-        res.lower_bound, res.relative_gap, res.iterations,
+        res.w, res.nuclear_norm, res.max_residual, solver or res.solver, res.status,
+        res.wall_seconds + extra_seconds, res.lower_bound, res.relative_gap, res.iterations,
     )
