@@ -13,7 +13,8 @@ rule min_nuclear_norm:
         # minutes: 5 (completion) or 30 (sensing), the estimate on real data (MovieLens: ~80 min
         # on one core; dmfcore.plan.make.Plan.nuclear_norm_runtime)
         runtime=lambda wc: PLAN.nuclear_norm_runtime(dict(wc.items())),
-        mem_mb=2000,
+        # 2 GB, more for sensing matrices and the interior-point method's m x m Schur complement
+        mem_mb=nuclear_norm_mem_mb,
     params:
         **PLAN.nuclear_norm_params,
         code=CODE["baselines"],

@@ -88,6 +88,12 @@ def sensing_mem_mb(wildcards):
     return PLAN.sensing_mem_mb(wildcards.problem, wildcards.dataset, wildcards.n_obs)
 
 
+def nuclear_norm_mem_mb(wildcards):
+    return PLAN.nuclear_norm_mem_mb(
+        wildcards.problem, wildcards.dataset, wildcards.n_obs
+    )
+
+
 def training_settings(wildcards):
     return PLAN.training_settings(dict(wildcards.items()))
 

@@ -34,6 +34,11 @@ CPU_GFLOPS = 60
 # iteration costing about (short side)^2 x (long side) (the Gram matrix of its prox).
 ADMM_SECONDS_PER_ITERATION = 80 * 60 / 20_000
 ADMM_REFERENCE_SHAPE = (943, 1682)
+# The interior-point method (dmfcore.nuclear_ipm, what `auto` runs there) on one core: 348 s to a
+# 3.6e-10 gap at MovieLens 100K (m = 10,000 observations; measured), its Schur complement's
+# Cholesky factor (m^3 / 3 flops an iteration) the main cost.
+IPM_REFERENCE_SECONDS = 348.0
+IPM_REFERENCE_OBS = 10_000
 # SLURM time limits (minutes) from an estimate: this many times the estimate, at least the
 # short job's limit (a completion run on the CPU takes seconds and goes out in a bundle)
 RUNTIME_MARGIN = 1.5
@@ -245,6 +250,15 @@ class Plan:
         d1, d2 = self.dataset_shape(dataset)
         return int(n_obs) * d1 * d2 * 12 // 2**20
 
+    def nuclear_norm_mem_mb(self, problem: str, dataset: str, n_obs: int) -> int:
+        """min_nuclear_norm's memory: 2 GB, plus the sensing measurement matrices, plus for
+        completion the interior-point method's dense m x m Schur complement (about three m x m
+        float64 arrays at their peak: 2.3 GB measured at MovieLens 100K's m = 10,000)."""
+        from ..convex import IPM_MAX_OBS
+
+        schur = 3 * 8 * int(n_obs) ** 2 // 2**20 if problem == "completion" and int(n_obs) <= IPM_MAX_OBS else 0
+        return 2000 + self.sensing_mem_mb(problem, dataset, n_obs) + schur
+
     def _missing_data(self, name: str) -> dict[str, str]:
         why = {ds: self.unavailable(ds) for ds in self.experiments[name]["datasets"]}
         return {ds: reason for ds, reason in why.items() if reason is not None}
@@ -437,21 +451,27 @@ class Plan:
         step = step_flops(shape, run.depth) / (CPU_GFLOPS * 1e9) + OBJECTIVE_SECONDS_PER_ENTRY * shape[0] * shape[1]
         return step * run.max_iters
 
-    def nuclear_norm_seconds(self, problem: str, dataset: str) -> float | None:
-        """An upper estimate of a minimum nuclear norm job's time on one core where it takes the
-        first-order solver to its iteration cap (real data: no exact solution stops it early),
-        None where it is quick (SCS, or a synthetic low-rank matrix it certifies early)."""
+    def nuclear_norm_seconds(self, problem: str, dataset: str, n_obs: int) -> float | None:
+        """An upper estimate of a minimum nuclear norm job's time on one core on real data (no
+        exact low-rank solution stops a solver early), None where it is quick (synthetic
+        low-rank matrices, which the solvers certify in seconds, and SCS's small instances):
+        the interior-point method's time (``auto`` on MovieLens-sized matrices, ``ipm``) scaled
+        by ``m^3``, or the first-order solver's at its iteration cap."""
         import inspect
 
-        from ..convex import SCS_COMPLETION_MAX_ENTRIES
+        from ..convex import IPM_MAX_OBS, SCS_COMPLETION_MAX_ENTRIES
         from ..nuclear_admm import min_nuclear_norm_admm
 
         if not kind_of_dataset(dataset).held_out or problem != "completion":
             return None
         d1, d2 = self.dataset_shape(dataset)
+        large = d1 * d2 > SCS_COMPLETION_MAX_ENTRIES
         solver = self.nuclear_norm_params.get("solver", "auto")
-        if solver == "cvxpy-scs" or (solver == "auto" and d1 * d2 <= SCS_COMPLETION_MAX_ENTRIES):
+        if solver == "cvxpy-scs" or (solver == "auto" and not large):
             return None
+        m = int(n_obs)
+        if solver == "ipm" or (solver == "auto" and m <= IPM_MAX_OBS):
+            return IPM_REFERENCE_SECONDS * max(m / IPM_REFERENCE_OBS, 0.1) ** 3
         iterations = inspect.signature(min_nuclear_norm_admm).parameters["max_iters"].default
         short, long = sorted((d1, d2))
         ref_short, ref_long = ADMM_REFERENCE_SHAPE
@@ -484,7 +504,9 @@ class Plan:
         """min_nuclear_norm's time limit in minutes: 5 for completion, 30 for sensing, more
         where the estimate (:meth:`nuclear_norm_seconds`) says so."""
         base = 5 if wildcards["problem"] == "completion" else 30
-        return self._limit(base, self.nuclear_norm_seconds(wildcards["problem"], wildcards["dataset"]))
+        return self._limit(
+            base, self.nuclear_norm_seconds(wildcards["problem"], wildcards["dataset"], wildcards["n_obs"])
+        )
 
     def _long_cpu_runs(self, name: str) -> list[str]:
         """How long an experiment's real-data jobs on the CPU take (its runs on the CPU, and its
@@ -494,7 +516,7 @@ class Plan:
         runs = [run for run in self.runs[name]
                 if kind_of_dataset(run.dataset).held_out and self.run_seconds(run) is not None]
         baselines = [s for obs in self.observation_sets[name] if "nuclear_norm" in obs.baselines
-                     if (s := self.nuclear_norm_seconds(obs.problem, obs.dataset)) is not None]
+                     if (s := self.nuclear_norm_seconds(obs.problem, obs.dataset, obs.n_obs)) is not None]
         if not runs and not baselines:
             return []
         seconds = sum(self.run_seconds(run) for run in runs) + sum(baselines)
