@@ -79,7 +79,7 @@ def test_check_every_reaches_the_first_order_solver():
 
     w = low_rank_ground_truth(12, 12, 2, seed=4)
     obs = sample_completion(w, 80, seed=4)
-    assert default_check_every(obs) == 5
+    assert default_check_every(obs) == 10
     assert default_check_every(CompletionObservations((943, 1682), np.arange(3), np.arange(3), np.ones(3))) == 50
     res = min_nuclear_norm(obs, "admm-svt", tol=1e-8, check_every=7)
     assert res.status == "optimal" and res.iterations % 7 == 0

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -141,10 +143,51 @@ def test_auto_is_the_hybrid_and_falls_back_to_the_ipm(monkeypatch):
     assert convex.choose_solver(CompletionObservations((943, 1682), *np.divmod(big, 1682), np.ones(big.size))) == "admm-svt"
     easy = convex.min_nuclear_norm(obs, "auto", tol=1e-8)
     assert easy.solver == "admm-svt" and easy.relative_gap <= 1e-8
-    monkeypatch.setattr(convex, "ADMM_BUDGET_ITERS", 5)  # too few: the interior-point method finishes
+    monkeypatch.setattr(convex, "ADMM_MIN_ITERS", 5)
+    monkeypatch.setattr(convex, "IPM_SECONDS", (0.0, 0.0))  # a free interior-point method takes over
     res = convex.min_nuclear_norm(obs, "auto", tol=1e-8)
     assert res.solver == "admm-svt+ipm" and res.status == "optimal" and res.relative_gap <= 1e-8
     assert res.nuclear_norm == pytest.approx(easy.nuclear_norm, rel=2e-8)
     np.testing.assert_array_equal(res.w[obs.rows, obs.cols], obs.values)
     direct = convex.min_nuclear_norm(obs, "ipm", tol=1e-8)
     assert direct.solver == "ipm" and direct.relative_gap <= 1e-8
+
+
+def test_iterations_to_tol_extrapolates_the_recent_rate():
+    # a gap falling one decade every 100 iterations, certified every 10: 1e-4 at 400, 1e-8 400 later
+    history = [(k, 10.0 ** (-k / 100)) for k in range(10, 410, 10)]
+    assert convex.iterations_to_tol(history, 1e-8) == pytest.approx(400)
+    # the rate is the second half's: a fast start does not make a slow finish look fast
+    slowing = [(k, 10.0 ** (-k / 50)) for k in range(10, 210, 10)]
+    slowing += [(k, 1e-4 * 10.0 ** (-(k - 200) / 200)) for k in range(210, 810, 10)]
+    assert convex.iterations_to_tol(slowing, 1e-8) == pytest.approx(200)  # 1e-7 at 800, 1e-5 at 400
+    assert convex.iterations_to_tol([(10, 1e-3), (20, 1e-3), (30, 1e-3)], 1e-8) == math.inf  # stalled
+    assert convex.iterations_to_tol([(10, 1e-3), (20, 1e-9)], 1e-8) == 0.0
+    assert math.isnan(convex.iterations_to_tol([(10, 1e-3)], 1e-8))  # one certificate: no rate yet
+
+
+def test_admm_ipm_keeps_the_first_order_solver_where_it_is_expected_to_finish_first(monkeypatch):
+    w = low_rank_ground_truth(30, 30, 2, seed=1)
+    obs = sample_completion(w, 500, seed=1)
+    monkeypatch.setattr(convex, "ADMM_MIN_ITERS", 5)
+    # the interior-point method priced out: the first-order solver goes on to its certificate
+    monkeypatch.setattr(convex, "IPM_SECONDS", (1e9, 0.0))
+    slow_ipm = convex.min_nuclear_norm(obs, "admm-ipm", tol=1e-8)
+    assert slow_ipm.solver == "admm-svt" and slow_ipm.status == "optimal" and slow_ipm.iterations > 5
+    # free: it takes over at the first certificate after ADMM_MIN_ITERS
+    monkeypatch.setattr(convex, "IPM_SECONDS", (0.0, 0.0))
+    free_ipm = convex.min_nuclear_norm(obs, "admm-ipm", tol=1e-8)
+    assert free_ipm.solver == "admm-svt+ipm" and free_ipm.relative_gap <= 1e-8
+    assert free_ipm.nuclear_norm == pytest.approx(slow_ipm.nuclear_norm, rel=2e-8)
+
+
+def test_admm_stops_when_its_caller_says_so():
+    from dmfcore.nuclear_admm import min_nuclear_norm_admm
+
+    w = low_rank_ground_truth(30, 30, 2, seed=1)
+    obs = sample_completion(w, 400, seed=1)
+    seen = []
+    res = min_nuclear_norm_admm(obs, tol=1e-12, check_every=10,
+                                stop_early=lambda k, gap, seconds: seen.append((k, gap, seconds)) or k >= 30)
+    assert res.status == "stopped" and res.iterations == 30 and [k for k, _, _ in seen] == [10, 20, 30]
+    assert res.relative_gap > 1e-12 and all(s >= 0 for _, _, s in seen)

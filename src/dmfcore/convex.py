@@ -3,10 +3,11 @@
 :func:`min_nuclear_norm` picks the solver by size (:func:`choose_solver`):
 
 - completion: ``admm-ipm``, the certified first-order solver of :mod:`dmfcore.nuclear_admm`
-  for at most ``ADMM_BUDGET_ITERS`` iterations (it certifies the easy instances in a few
-  hundred), then, if uncertified, the certified interior-point method of
-  :mod:`dmfcore.nuclear_ipm` from scratch (it reaches 1e-8 at the recovery threshold, where
-  the first-order solver stalls). Large matrices (``d1 d2 > SCS_COMPLETION_MAX_ENTRIES``)
+  (it certifies the easy instances in a few hundred iterations), for as long as its gap,
+  extrapolated at its recent rate (:func:`iterations_to_tol`), would reach the tolerance sooner
+  than the certified interior-point method of :mod:`dmfcore.nuclear_ipm` is expected to finish
+  from scratch (:func:`ipm_seconds`); then that method (it reaches 1e-8 at the recovery
+  threshold, where the first-order solver slows to a crawl). Large matrices (``d1 d2 > SCS_COMPLETION_MAX_ENTRIES``)
   go to the interior-point method directly while its dense m x m Schur complement fits
   (``m <= IPM_MAX_OBS``), else to the first-order solver. Measured: docs/performance.md.
 - sensing: the first-order solver, certified on every sensing instance of the default and
@@ -25,8 +26,10 @@ the solver's max constraint residual before it.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -37,10 +40,16 @@ SOLVERS = ("auto", "cvxpy-scs", "admm-svt", "ipm", "admm-ipm")
 # completion matrices with more entries than this go to the first-order solver too: SCS's
 # semidefinite formulation has a (d1 + d2)^2 matrix variable (MovieLens 100K: 2625^2)
 SCS_COMPLETION_MAX_ENTRIES = 250_000
-# admm-ipm: first-order iterations before the interior-point method takes over (the easy
-# 100 x 100 instances certify to 1e-8 in 100-600 iterations, 0.1-0.8 s; at the recovery
-# threshold the first-order solver would need far more than 20,000)
-ADMM_BUDGET_ITERS = 1000
+# admm-ipm: first-order iterations before the interior-point method may take over (the easy
+# 100 x 100 instances certify to 1e-8 in 100-600 iterations, 0.1-0.8 s; near the recovery
+# threshold the first-order solver needs 2,000-10,000 and more, and stalls at it)
+ADMM_MIN_ITERS = 500
+# admm-ipm's cost model, one core (measured on this project's 2-core machine, docs/performance.md):
+# a first-order iteration (an SVD, certificates every 10) 0.08-0.16 ms at 30 x 30 and 0.5-1.9 ms at
+# 100 x 100; the interior-point method, an m x m Cholesky factor in each of its 10-15 iterations,
+# 0.02-0.12 s at 30 x 30 (m = 175-500) and 2.7-8.8 s at 100 x 100 (m = 2,500-4,000)
+ADMM_SECONDS_PER_ITERATION = (1e-4, 1.5e-9)  # + per short side^2 x long side
+IPM_SECONDS = (0.1, 1.5e-10)  # + per m^3
 # the interior-point method's Schur complement is a dense m x m float64 matrix (800 MB at
 # MovieLens 100K's m = 10,000); above this many observations completion stays first order
 IPM_MAX_OBS = 15_000
@@ -114,12 +123,47 @@ def choose_solver(obs: Observations) -> str:
     return "admm-svt"
 
 
+def ipm_seconds(m: int) -> float:
+    """Expected CPU seconds of the interior-point method on ``m`` observed entries (one core)."""
+    base, per_cube = IPM_SECONDS
+    return base + per_cube * float(m) ** 3
+
+
+def admm_iteration_seconds(shape: tuple[int, int]) -> float:
+    """Expected CPU seconds of one first-order iteration on a ``d1 x d2`` matrix (one core)."""
+    short, long = sorted(shape)
+    base, per_entry = ADMM_SECONDS_PER_ITERATION
+    return base + per_entry * float(short) ** 2 * long
+
+
+def iterations_to_tol(history: Sequence[tuple[int, float]], tol: float) -> float:
+    """Iterations a certified solver still needs to reach the relative gap ``tol``, from its
+    certificates so far, ``(iteration, gap)`` pairs with the gap non-increasing: the gap's decline
+    over the second half of the run, ``rate = log10(gap(h) / gap(k)) / (k - h)`` decades an
+    iteration (``h`` the last certificate at or before half the ``k`` iterations so far),
+    extrapolated: ``log10(gap(k) / tol) / rate``. Infinite where the gap did not fall, NaN where
+    no certificate is that old yet (too early to tell)."""
+    k, gap = history[-1]
+    if gap <= tol:
+        return 0.0
+    older = [(i, g) for i, g in history if i <= k / 2]
+    if not older:
+        return math.nan
+    k_half, gap_half = older[-1]
+    if not gap_half > gap:
+        return math.inf
+    rate = math.log10(gap_half / gap) / (k - k_half)
+    return math.log10(gap / tol) / rate
+
+
 def default_check_every(obs: Observations) -> int:
-    """Iterations between the first-order solver's certificates: every 5 at the paper's sizes,
-    every 50 where a certificate (two full SVDs and a top singular value) costs several
-    iterations (MovieLens 100K: ~1 s against ~0.1 s for an iteration)."""
+    """Iterations between the first-order solver's certificates (two full SVDs and a top
+    singular value each): every 10 at the paper's sizes (against every 5: 17% less CPU time on
+    the default run's five slowest 100 x 100 instances, at most 9 iterations more on an easy
+    one), every 50 where a certificate costs several iterations (MovieLens 100K: ~1 s against
+    ~0.1 s for an iteration)."""
     d1, d2 = obs.shape
-    return 50 if d1 * d2 > SCS_COMPLETION_MAX_ENTRIES else 5
+    return 50 if d1 * d2 > SCS_COMPLETION_MAX_ENTRIES else 10
 
 
 def min_nuclear_norm(
@@ -134,10 +178,14 @@ def min_nuclear_norm(
     ``check_every`` (first-order solver only) is the number of iterations between duality-gap
     certificates; None picks :func:`default_check_every`.
 
-    ``ipm`` and ``admm-ipm`` take completion only. ``admm-ipm`` runs ``admm-svt`` for at most
-    ``ADMM_BUDGET_ITERS`` iterations and, if that is not certified to ``tol``, the interior-point
-    method from scratch; its result names the solver that certified it (``admm-svt``, or
-    ``admm-svt+ipm`` with the interior-point iterations and both solvers' wall time).
+    ``ipm`` and ``admm-ipm`` take completion only. ``admm-ipm`` runs ``admm-svt`` for at least
+    ``ADMM_MIN_ITERS`` iterations, then while the time its remaining iterations are expected to
+    take (:func:`iterations_to_tol` times :func:`admm_iteration_seconds`) is at most
+    :func:`ipm_seconds`; if that ends uncertified, the interior-point method from scratch. The
+    choice depends on iteration counts and sizes, not on clocks: the same data give the same
+    answer.
+    Its result names the solver that certified it (``admm-svt``, or ``admm-svt+ipm`` with the
+    interior-point iterations and both solvers' wall time).
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
@@ -156,7 +204,14 @@ def min_nuclear_norm(
         check_every = default_check_every(obs)
     if solver == "admm-svt":
         return _convex_result(min_nuclear_norm_admm(obs, tol=tol, check_every=check_every))
-    first = min_nuclear_norm_admm(obs, tol=tol, max_iters=ADMM_BUDGET_ITERS, check_every=check_every)
+    history: list[tuple[int, float]] = []
+    ipm_iterations = ipm_seconds(obs.m) / admm_iteration_seconds(obs.shape)  # as many first-order ones
+
+    def switch_to_ipm(iterations: int, gap: float, seconds: float) -> bool:
+        history.append((iterations, gap))
+        return iterations >= ADMM_MIN_ITERS and iterations_to_tol(history, tol) > ipm_iterations  # NaN: go on
+
+    first = min_nuclear_norm_admm(obs, tol=tol, check_every=check_every, stop_early=switch_to_ipm)
     if first.status == "optimal":
         return _convex_result(first)
     second = min_nuclear_norm_ipm(obs, tol=tol)

@@ -41,6 +41,7 @@ import math
 import numbers
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import scipy.linalg
@@ -176,7 +177,7 @@ class CertifiedResult:
     max_residual: float  # max_k |A(w)_k - y_k|, computed in float64
     iterations: int
     solver: str
-    status: str  # "optimal" (gap <= tol) or "max_iters"
+    status: str  # "optimal" (gap <= tol), "max_iters", or "stopped" (by the caller's ``stop_early``)
     wall_seconds: float
 
 
@@ -256,6 +257,7 @@ def min_nuclear_norm_admm(
     rho: float | None = None,
     verbose: bool = False,
     check_every: int = 5,
+    stop_early: Callable[[int, float, float], bool] | None = None,
 ) -> CertifiedResult:
     """Minimum nuclear norm matrix with ``A(W) = y``, with a duality-gap certificate.
 
@@ -270,7 +272,10 @@ def min_nuclear_norm_admm(
     ``P(X) = (Z - (1 - alpha) Z_prev) / alpha`` (``P`` is affine) give the upper bound
     ``min ||.||_*`` and the dual point ``lam = -rho delta`` the lower bound
     ``y^T lam / ||A^*(lam)||_op``. Stops when ``(upper - lower) / upper <= tol`` (status
-    "optimal") or after ``max_iters`` iterations (status "max_iters"). The result holds the
+    "optimal"), after ``max_iters`` iterations (status "max_iters"), or when
+    ``stop_early(iterations, gap, seconds)``, asked after each certificate, says so (status
+    "stopped": the caller has something better to do, e.g. :func:`dmfcore.convex.min_nuclear_norm`'s
+    ``admm-ipm``). The result holds the
     best bounds seen; its ``w`` is the best primal point projected once more (which only
     removes rounding), ``nuclear_norm = ||w||_*``.
 
@@ -295,7 +300,8 @@ def min_nuclear_norm_admm(
     best_lower = 0.0
     gap = 1.0 if best_upper > 0 else 0.0
     iterations = rho_changes = 0
-    while gap > tol and iterations < max_iters:
+    stopped = False
+    while gap > tol and iterations < max_iters and not stopped:
         iterations += 1
         x = singular_value_threshold(z - u, 1.0 / rho)
         z_old = z
@@ -314,6 +320,7 @@ def min_nuclear_norm_admm(
                     f"admm it {iterations:6d}  rho {rho:.3e}  upper {best_upper:.12e}  "
                     f"lower {best_lower:.12e}  gap {gap:.3e}"
                 )
+            stopped = gap > tol and stop_early is not None and stop_early(iterations, gap, time.perf_counter() - start)
 
         if iterations % _ADAPT_EVERY == 0 and rho_changes < _MAX_RHO_CHANGES:
             r = np.linalg.norm(x - z) / max(np.linalg.norm(x), np.linalg.norm(z), _TINY)
@@ -330,7 +337,7 @@ def min_nuclear_norm_admm(
     upper = _nuclear_norm(w)
     gap = (upper - best_lower) / upper if upper > 0 else 0.0
     residual = float(np.max(np.abs(op.apply(w) - y))) if op.m else 0.0
-    status = "optimal" if gap <= tol else "max_iters"
+    status = "optimal" if gap <= tol else "stopped" if stopped else "max_iters"
     return CertifiedResult(
         w, upper, best_lower, gap, residual, iterations, "admm-svt", status, time.perf_counter() - start
     )
