@@ -5,7 +5,8 @@ as in the workflow; seed 3 by default, whose rank-5 3000-entry instance sits at 
 method's recovery threshold):
 
 - completion, 100 x 100, rank 5, m = 1500, 2000, 3000, 5000;
-- completion, 100 x 100, rank 10, m = 5000 (near its threshold);
+- completion, 100 x 100, rank 10, m = 4000 (at its threshold: SCS ~60 s, ``admm-svt`` 13,000
+  iterations) and m = 5000;
 - sensing, 50 x 50, rank 3, m = 450 Gaussian measurements (the default config's sensing size);
 - MovieLens 100K (943 x 1682, the first 10,000 ratings of u.data) when ``--ratings`` names an
   existing file, with the solvers of ``--ratings-solvers`` (default ``ipm``; SCS's semidefinite
@@ -59,6 +60,7 @@ SYNTHETIC = (
     ("c100-r5-m2000", "completion", 100, 5, 2000),
     ("c100-r5-m3000", "completion", 100, 5, 3000),
     ("c100-r5-m5000", "completion", 100, 5, 5000),
+    ("c100-r10-m4000", "completion", 100, 10, 4000),
     ("c100-r10-m5000", "completion", 100, 10, 5000),
     ("s50-r3-m450", "sensing", 50, 3, 450),
 )
