@@ -7,8 +7,8 @@
   extrapolated at its recent rate (:func:`iterations_to_tol`), would reach the tolerance sooner
   than the certified interior-point method of :mod:`dmfcore.nuclear_ipm` is expected to finish
   from scratch (:func:`ipm_seconds`); then that method (it reaches 1e-8 at the recovery
-  threshold, where the first-order solver slows to a crawl). Large matrices (``d1 d2 > SCS_COMPLETION_MAX_ENTRIES``)
-  go to the interior-point method directly while its dense m x m Schur complement fits
+  threshold, where the first-order solver slows to a crawl). Large matrices
+  (``d1 d2 > SCS_COMPLETION_MAX_ENTRIES``) go to the interior-point method directly while its dense m x m Schur complement fits
   (``m <= IPM_MAX_OBS``), else to the first-order solver. Measured: docs/performance.md.
 - sensing: the first-order solver, certified on every sensing instance of the default and
   paper grids and faster than SCS at every size measured (20 x 20, rank 1, m = 40-170: 0.04 s
@@ -183,8 +183,7 @@ def min_nuclear_norm(
     take (:func:`iterations_to_tol` times :func:`admm_iteration_seconds`) is at most
     :func:`ipm_seconds`; if that ends uncertified, the interior-point method from scratch. The
     choice depends on iteration counts and sizes, not on clocks: the same data give the same
-    answer.
-    Its result names the solver that certified it (``admm-svt``, or ``admm-svt+ipm`` with the
+    answer. Its result names the solver that certified it (``admm-svt``, or ``admm-svt+ipm`` with the
     interior-point iterations and both solvers' wall time).
     """
     if solver not in SOLVERS:
