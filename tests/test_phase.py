@@ -66,6 +66,45 @@ def test_the_dgm_curve_at_its_stated_values():
     assert dgm_transition_n_obs(20, 20, 1) == pytest.approx(80.86, abs=0.05)
 
 
+def _nuclear_norm_statistical_dimension(rho: float, beta: float) -> float:
+    """The statistical dimension of the nuclear norm's descent cone at a rank rho p matrix of
+    size p x q (beta = p / q <= 1), as a fraction of p q: Amelunxen, Lotz, McCoy & Tropp ("Living
+    on the edge", Inf. Inference 2014), who show it is the location of the phase transition of
+    nuclear norm minimization from Gaussian measurements. With r = rho beta (the rank over q) and
+    the Marchenko-Pastur law of ratio y = (beta - r) / (1 - r) on [a, b] (density
+    sqrt((b - x)(x - a)) / (2 pi y x) per unit of y), the threshold z solves
+    int_z^b (sqrt(x / z) - 1) sqrt((b - x)(x - a)) / x dx = 2 pi r / (1 - r), and
+    delta = [r (beta + 1 - r + (1 - r) z) + (1 - r)^2 / (2 pi) int_z^b (sqrt x - sqrt z)^2
+    sqrt((b - x)(x - a)) / x dx] / beta. An independent derivation from DGM's minimax MSE."""
+    from scipy.integrate import quad
+    from scipy.optimize import brentq
+
+    r = rho * beta
+    y = (beta - r) / (1 - r)
+    a, b = (1 - math.sqrt(y)) ** 2, (1 + math.sqrt(y)) ** 2
+
+    def density(x: float) -> float:
+        return math.sqrt(max((b - x) * (x - a), 0.0)) / x
+
+    def excess(z: float) -> float:
+        return quad(lambda x: (math.sqrt(x / z) - 1) * density(x), max(z, a), b, limit=200)[0] - 2 * math.pi * r / (1 - r)
+
+    z = brentq(excess, 1e-12, b)
+    tail = quad(lambda x: (math.sqrt(x) - math.sqrt(z)) ** 2 * density(x), max(z, a), b, limit=200)[0]
+    return (r * (beta + 1 - r + (1 - r) * z) + (1 - r) ** 2 * tail / (2 * math.pi)) / beta
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5, 0.25])
+def test_the_dgm_curve_is_the_statistical_dimension_of_the_nuclear_norm(beta):
+    """DGM's transition (the minimax MSE of soft thresholding, a minimum over the threshold) and
+    ALMT's (the statistical dimension, from a stationarity condition on another integral) are the
+    same curve (the MSE at a signal "at infinity" is the statistical dimension: Oymak & Hassibi,
+    Found. Comput. Math. 2016); the papers' printed values were not reachable here, so this is
+    the check against a published formula."""
+    for rho in (0.02, 0.05, 0.1, 0.2, 0.5, 0.8):
+        assert dgm_minimax_mse(rho, beta) == pytest.approx(_nuclear_norm_statistical_dimension(rho, beta), rel=1e-8)
+
+
 def test_the_dgm_curve_is_the_risk_of_soft_thresholding_a_strong_signal():
     """Monte Carlo at n = 200 from the definition: a rank-r matrix with huge singular values plus
     N(0, 1/n) noise, soft-thresholded at the best threshold: the MSE per entry, relative to the

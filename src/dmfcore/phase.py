@@ -264,7 +264,9 @@ def dgm_minimax_mse(rho: float, beta: float = 1.0) -> float:
     paper's text to check the equation number or its printed values, so it is tested against
     what is stated in the authors' abstracts and limits (tests/test_phase.py): M(0) = 0, M(1) = 1,
     and M(rho; 1) / rho -> 6 as rho -> 0 (Gavish & Donoho 2014: optimally tuned soft thresholding
-    guarantees an MSE of at most 6 n r sigma^2 for an n x n matrix of rank r).
+    guarantees an MSE of at most 6 n r sigma^2 for an n x n matrix of rank r); and against the
+    statistical dimension of the nuclear norm's descent cone (Amelunxen, Lotz, McCoy & Tropp 2014),
+    an independently derived formula for the same transition: equal to 1e-15 at beta = 1, 1/2, 1/4.
     """
     from scipy.optimize import minimize_scalar
 
