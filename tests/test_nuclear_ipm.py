@@ -174,7 +174,7 @@ def test_admm_ipm_keeps_the_first_order_solver_where_it_is_expected_to_finish_fi
     monkeypatch.setattr(convex, "IPM_SECONDS", (1e9, 0.0))
     slow_ipm = convex.min_nuclear_norm(obs, "admm-ipm", tol=1e-8)
     assert slow_ipm.solver == "admm-svt" and slow_ipm.status == "optimal" and slow_ipm.iterations > 5
-    # free: it takes over at the first certificate after ADMM_MIN_ITERS
+    # free: it takes over at the first certificate with a rate (the second after ADMM_MIN_ITERS)
     monkeypatch.setattr(convex, "IPM_SECONDS", (0.0, 0.0))
     free_ipm = convex.min_nuclear_norm(obs, "admm-ipm", tol=1e-8)
     assert free_ipm.solver == "admm-svt+ipm" and free_ipm.relative_gap <= 1e-8
