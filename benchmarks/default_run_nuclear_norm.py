@@ -23,6 +23,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from dmfcore.convex import SCS_COMPLETION_MAX_ENTRIES, min_nuclear_norm  # noqa: E402
 from dmfcore.io import load_observations  # noqa: E402
+from dmfcore.plan.make import data_paths  # noqa: E402
 
 OLD_SCS_SENSING_MAX_ENTRIES = 1_000_000  # the old rule's limit for sensing
 
@@ -43,7 +44,9 @@ def main() -> None:
         problem, dataset, n, seed = metrics.parts[-6:-2]
         if dataset.startswith(("30x30", "20x20")):
             continue
-        data = args.root / "results/data" / dataset / seed / f"{problem}_{n}.npz"
+        fields = {"problem": problem, "dataset": dataset, "n_obs": int(n.removeprefix("n")),
+                  "seed": int(seed.removeprefix("seed"))}
+        data = args.root / data_paths(fields)["observations"]
         if not data.is_file():  # real data live elsewhere; only the synthetic and fixed sets here
             continue
         obs = load_observations(data)

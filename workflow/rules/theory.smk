@@ -40,8 +40,7 @@ rule theory_figure:
         f"{OUT}/logs/figures/theory_{{check}}.log",
     wildcard_constraints:
         check="|".join(ENUMS["theory"]),
-    # with the training jobs: a check reads no run (Theorem 3's takes ~40 s), and left for last it
-    # would run alone on an otherwise idle machine
+    # as its check (above): right after it, not left for last
     priority: 1
     conda:
         "../../envs/dmf.yaml"
