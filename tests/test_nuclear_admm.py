@@ -6,6 +6,7 @@ import pytest
 from dmfcore.convex import min_nuclear_norm_completion
 from dmfcore.nuclear_admm import (
     _operator_norm,
+    _svt_with_rank,
     CompletionMap,
     SensingMap,
     dual_lower_bound,
@@ -195,7 +196,15 @@ def test_singular_value_threshold_and_dual_bound():
     for m in (rng.standard_normal((20, 45)), rng.standard_normal((45, 20)), low_rank, low_rank.T):
         sm = np.linalg.svd(m, compute_uv=False)
         for t in (0.0, 0.5 * sm[-1] + 1e-3, sm[1], 0.5 * (sm[2] + sm[3]), 1.01 * sm[0]):
-            np.testing.assert_allclose(singular_value_threshold(m, t), by_svd(m, t), rtol=0, atol=1e-11 * sm[0])
+            expected = by_svd(m, t)
+            for all_pairs in (False, True):  # syevr on the pairs kept, or syevd on all of them
+                x, rank = _svt_with_rank(m, t, all_pairs)
+                np.testing.assert_allclose(x, expected, rtol=0, atol=1e-11 * sm[0])
+                if t == 0.0:
+                    assert rank == min(m.shape)
+                else:  # a singular value at the threshold (t = sm[1]) may count either way
+                    assert np.sum(sm > t * (1 + 1e-12)) <= rank <= np.sum(sm >= t * (1 - 1e-12))
+            np.testing.assert_array_equal(singular_value_threshold(m, t), _svt_with_rank(m, t, False)[0])
         assert _operator_norm(m) == pytest.approx(sm[0], rel=1e-13)
     # a dual point with y^T lam <= 0 only certifies 0
     assert dual_lower_bound(np.ones(3), -np.ones(3), v) == 0.0

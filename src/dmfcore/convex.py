@@ -45,10 +45,12 @@ SCS_COMPLETION_MAX_ENTRIES = 250_000
 # threshold the first-order solver needs 2,000-10,000 and more, and stalls at it)
 ADMM_MIN_ITERS = 500
 # admm-ipm's cost model, one core (measured on this project's 2-core machine, docs/performance.md):
-# a first-order iteration (an SVD, certificates every 10) 0.08-0.16 ms at 30 x 30 and 0.5-1.9 ms at
-# 100 x 100; the interior-point method, an m x m Cholesky factor in each of its 10-15 iterations,
-# 0.02-0.12 s at 30 x 30 (m = 175-500) and 2.7-8.8 s at 100 x 100 (m = 2,500-4,000)
-ADMM_SECONDS_PER_ITERATION = (1e-4, 1.5e-9)  # + per short side^2 x long side
+# a first-order iteration (an eigendecomposition, certificates every 10) 0.07-0.10 ms at 30 x 30,
+# 0.74 ms at 100 x 100, 3.4 ms at 200 x 200 and 8.6 ms at 300 x 300 (fitted at 100 x 100, so it
+# overprices the larger ones: the interior-point method takes over a little early there); the
+# interior-point method, an m x m Cholesky factor in each of its 10-15 iterations, 0.02-0.12 s at
+# 30 x 30 (m = 175-500) and 2.4-8.8 s at 100 x 100 (m = 2,500-4,000)
+ADMM_SECONDS_PER_ITERATION = (1e-4, 6.5e-10)  # + per short side^2 x long side
 IPM_SECONDS = (0.1, 1.5e-10)  # + per m^3
 # the interior-point method's Schur complement is a dense m x m float64 matrix (800 MB at
 # MovieLens 100K's m = 10,000); above this many observations completion stays first order
