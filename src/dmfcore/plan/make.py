@@ -32,7 +32,7 @@ CPU_GFLOPS = 60
 # The minimum nuclear norm by the first-order solver (dmfcore.nuclear_admm, `admm-svt`) on one
 # core: 80 minutes for its 20,000-iteration cap at MovieLens 100K's 943 x 1682 (measured), an
 # iteration costing about (short side)^2 x (long side) (the Gram matrix of its prox).
-ADMM_SECONDS_PER_ITERATION = 80 * 60 / 20_000
+ADMM_REFERENCE_SECONDS_PER_ITERATION = 80 * 60 / 20_000
 ADMM_REFERENCE_SHAPE = (943, 1682)
 # The interior-point method (dmfcore.nuclear_ipm, what `auto` runs there) on one core: 348 s to a
 # 3.6e-10 gap at MovieLens 100K (m = 10,000 observations; measured), its Schur complement's
@@ -475,7 +475,7 @@ class Plan:
         iterations = inspect.signature(min_nuclear_norm_admm).parameters["max_iters"].default
         short, long = sorted((d1, d2))
         ref_short, ref_long = ADMM_REFERENCE_SHAPE
-        return iterations * ADMM_SECONDS_PER_ITERATION * (short**2 * long) / (ref_short**2 * ref_long)
+        return iterations * ADMM_REFERENCE_SECONDS_PER_ITERATION * (short**2 * long) / (ref_short**2 * ref_long)
 
     @staticmethod
     def _limit(base: int, seconds: float | None) -> int:
