@@ -205,10 +205,13 @@ def test_adding_seeds_adds_only_the_new_seeds_jobs():
     assert set(before.batches) < set(after.batches)
     for name, batch in before.batches.items():
         assert after.batches[name].outputs() == batch.outputs()
+    for name, batch in before.set_batches.items():  # so are the data and baselines of each seed
+        assert after.set_batches[name].outputs() == batch.outputs()
     trained = [j for j in new if j["rule"].startswith("train_")]
     assert len(trained) == 2 and all("/seed2/" in o or "/seed3/" in o for j in trained for o in j["output"])
     assert {j["rule"] for j in new} - {"aggregate", "phase_tables", "phase_figure"} <= {
-        "ground_truth", "observations", "min_nuclear_norm"} | {j["rule"] for j in trained}
+        "ground_truth", "observations", "min_nuclear_norm"} | {j["rule"] for j in trained} | set(after.set_batches)
+    assert all("/seed2/" in o or "/seed3/" in o for j in new if j["rule"] in after.set_batches for o in j["output"])
 
 
 def test_a_phase_diagram_needs_a_ground_truth():

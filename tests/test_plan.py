@@ -17,6 +17,7 @@ import yaml
 
 from dmfcore.cli import main as dmf_main
 from dmfcore.plan import ConfigError, make_plan, merge_configs, read_config_files
+from dmfcore.plan.make import SET_BATCH_RULES
 from dmfcore.plan.registry import DATASET_KINDS, DEVICE_PATTERN, enums, kind_of_dataset
 from dmfcore.runspec import RunSpec, TrainConfig, number
 
@@ -180,6 +181,50 @@ def test_batches_keep_their_names_when_an_experiment_is_added():
         assert all(all(run.wildcards()[k] == v for k, v in key.items()) for run in batch.runs)
 
 
+def all_outputs(plan) -> set[str]:
+    return {path for job in plan.jobs() for path in job["output"]}
+
+
+def test_a_grid_batched_over_n_obs_makes_its_data_and_baselines_in_one_job_per_seed():
+    config = read_config_files(["config.yaml"])
+    plan = plan_of(config)
+    phase = plan.phase_experiments()
+    assert phase == ["phase_completion", "phase_sensing"]
+    for name in phase:  # every set of the phase grids is in a batch, for each of the two rules
+        assert all((rule, s.dir) in plan.set_batch_of for s in plan.observation_sets[name] for rule in SET_BATCH_RULES)
+    # the experiments that train run by run keep a job per set
+    assert not any((rule, s.dir) in plan.set_batch_of for s in plan.observation_sets["completion_depth"]
+                   for rule in SET_BATCH_RULES)
+    for batch in plan.set_batches.values():  # one (problem, dataset, seed) each, its sets in n_obs order
+        assert re.fullmatch(f"{batch.rule}_batch_[0-9a-f]{{10}}", batch.name)
+        assert len({(s.problem, s.dataset, s.seed) for s in batch.sets}) == 1
+        assert [s.n_obs for s in batch.sets] == sorted({s.n_obs for s in batch.sets}) and len(batch.sets) == 6
+        assert len(batch.outputs()) == len(batch.sets) * (1 if batch.rule == "observations" else 2)
+    counts = plan.job_counts()
+    assert counts["observations_batch"] == counts["min_nuclear_norm_batch"] == 10
+    # the same files, by 100 fewer jobs: what the plan makes when nothing is batched
+    unbatched = copy.deepcopy(config)
+    for name in phase:
+        unbatched["experiments"][name]["batch"] = False
+    alone = plan_of(unbatched)
+    assert not alone.set_batches and all_outputs(alone) == all_outputs(plan)
+    def data_and_baselines(p):
+        return [job for job in p.jobs() if not job["rule"].startswith(("train_dmf", "train_batch"))]
+
+    assert len(data_and_baselines(alone)) - len(data_and_baselines(plan)) == 100
+    # a set shared with an experiment that does not batch is made once, by the batch
+    config["experiments"]["other"] = {**{k: v for k, v in config["experiments"]["phase_completion"].items()
+                                         if k != "phase"}, "batch": False, "depths": [5], "n_obs": [175, 600]}
+    shared = plan_of(config)
+    jobs = shared.jobs()
+    makers = {path: job["rule"] for job in jobs for path in job["output"]}
+    assert makers["results/data/30x30_rank2/seed0/completion_n175.npz"].startswith("observations_batch_")
+    assert makers["results/data/30x30_rank2/seed0/completion_n600.npz"] == "observations"
+    assert makers["results/runs/completion/30x30_rank2/n600/seed0/nuclear_norm/metrics.json"] == "min_nuclear_norm"
+    assert sum(len(job["output"]) for job in jobs) == len(makers)  # no file made by two jobs
+    assert set(shared.set_batches) == set(plan.set_batches)  # names kept when an experiment is added
+
+
 def test_the_paper_preset_on_a_gpu_is_three_batches_of_200_runs_of_every_depth():
     for overlays in (["presets/paper_gpu.yaml"], ["presets/paper_gpu.yaml", "presets/paper_rehearsal_cpu.yaml"]):
         plan = plan_of(read_config_files(["presets/paper.yaml", *overlays]))
@@ -241,7 +286,7 @@ def test_dmf_plan_prints_the_job_counts(capsys):
     assert dmf_main(["plan", "--configfile", "presets/paper.yaml", "presets/paper_gpu.yaml", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     plan = make_plan(read_config_files(["presets/paper.yaml", "presets/paper_gpu.yaml"]))
-    assert summary["jobs"] == plan.job_counts() and summary["total_jobs"] == len(plan.jobs()) == 639
+    assert summary["jobs"] == plan.job_counts() and summary["total_jobs"] == len(plan.jobs()) == 429
     assert summary["runs"] == 755 and summary["batched_runs"] == 600
     assert dmf_main(["plan", "--configfile", ".test/config_tiny/config.yaml"]) == 0
     text = capsys.readouterr().out

@@ -119,6 +119,53 @@ def test_a_batch_of_sensing_runs_writes_what_single_runs_write(tmp_path):
                                        theirs.set_index("step").loc[early, column], rtol=1e-6, err_msg=column)
 
 
+@pytest.mark.slow
+def test_a_grid_batched_over_n_obs_makes_its_data_and_baselines_as_single_jobs_do(tmp_path):
+    """batch_over with n_obs: one job draws a seed's observation sets, one solves their minimum
+    nuclear norm problems; the files are those the single-set jobs make, each with its log."""
+    wf = copy_workflow(tmp_path / "wf")
+    grid = {"problem": "completion", "shape": [20, 20], "ranks": [3], "n_obs": [120, 200], "depths": [2],
+            "seeds": [0], "max_iters": 2000, "record_every": 0, "device": "torch-cpu", "baselines": ["nuclear_norm"]}
+    single = write_config(tmp_path / "single.yaml", {"experiments": {"grid": {**grid, "batch": False}}})
+    counts = job_counts(wf, "--configfile", str(single))
+    assert counts["observations"] == counts["min_nuclear_norm"] == 2
+    snakemake(wf, "--cores", "2", "--configfile", str(single))
+    data = [wf / f"results/data/20x20_rank3/seed0/completion_n{n}.npz" for n in (120, 200)]
+    solved = [wf / f"results/runs/completion/20x20_rank3/n{n}/seed0/nuclear_norm" for n in (120, 200)]
+
+    def contents():
+        arrays = [{k: v for k, v in np.load(path).items()} for path in data]
+        matrices = [np.load(d / "matrix.npz")["W"] for d in solved]
+        metrics = [{k: v for k, v in yaml.safe_load((d / "metrics.json").read_text()).items() if k != "wall_seconds"}
+                   for d in solved]
+        return arrays, matrices, metrics
+
+    before = contents()
+    batched = write_config(tmp_path / "batched.yaml", {"experiments": {"grid": {
+        **grid, "batch": True, "batch_over": ["n_obs", "depth"]}}})
+    def batches(counts):
+        return {re.sub(r"_[0-9a-f]{10}$", "", rule): n for rule, n in counts.items() if "_batch_" in rule}
+
+    counts = job_counts(wf, "--configfile", str(batched))
+    assert batches(counts) == {"observations_batch": 1, "min_nuclear_norm_batch": 1, "train_batch": 1}, counts
+    assert "observations" not in counts and "min_nuclear_norm" not in counts
+    snakemake(wf, "--cores", "2", "--configfile", str(batched))
+    after = contents()
+    for one, other in zip(before[0], after[0]):
+        assert one.keys() == other.keys() and all(np.array_equal(one[k], other[k]) for k in one)
+    assert all(np.array_equal(a, b) for a, b in zip(before[1], after[1]))
+    assert before[2] == after[2]
+    assert all("admm" in (d / "run.log").read_text() for d in solved)  # each set's own log
+    assert all(path.with_suffix(".log").is_file() for path in data)
+    assert job_counts(wf, "--configfile", str(batched)) == {}
+    # a new seed: its own batches; the finished ones stay
+    more = write_config(tmp_path / "more.yaml", {"experiments": {"grid": {
+        **grid, "seeds": [0, 1], "batch": True, "batch_over": ["n_obs", "depth"]}}})
+    counts = job_counts(wf, "--configfile", str(more))
+    assert batches(counts) == {"observations_batch": 1, "min_nuclear_norm_batch": 1, "train_batch": 1}, counts
+    assert counts["ground_truth"] == 1 and "observations" not in counts and "min_nuclear_norm" not in counts
+
+
 def test_a_table_never_mixes_results_of_different_code(tmp_path):
     wf = copy_workflow(tmp_path / "wf")
     cfg = write_config(tmp_path / "small.yaml", SMALL)

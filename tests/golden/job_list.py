@@ -70,7 +70,9 @@ def planned_jobs(configfiles: list[str], repo: Path = REPO) -> list[dict]:
 
 def normalized(jobs: list[dict]) -> list[dict]:
     """Jobs compared by what they do: a batch rule's name without its suffix."""
-    out = [{**job, "rule": "train_batch" if job["rule"].startswith("train_batch_") else job["rule"]} for job in jobs]
+    from dmfcore.plan.make import batch_rule
+
+    out = [{**job, "rule": batch_rule(job["rule"])} for job in jobs]
     return sorted(out, key=lambda j: (j["rule"], j["output"]))
 
 

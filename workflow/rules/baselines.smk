@@ -22,6 +22,38 @@ rule min_nuclear_norm:
         "../scripts/min_nuclear_norm.py"
 
 
+# Minimum nuclear norm solutions made together, one job per (problem, dataset, seed): those of
+# experiments whose runs train in batches over n_obs (dmfcore.plan.make.SetBatch), solved one
+# after another; each set's files and log are where min_nuclear_norm would write them.
+for batch in PLAN.set_batches.values():
+    if batch.rule != "min_nuclear_norm":
+        continue
+
+    rule:
+        name:
+            batch.name
+        input:
+            batch.inputs(),
+        output:
+            batch.outputs(),
+        log:
+            batch.logs(),
+        group:
+            "baselines"
+        conda:
+            "../../envs/dmf.yaml"
+        threads: 1
+        resources:
+            runtime=PLAN.set_batch_runtime(batch),
+            mem_mb=PLAN.set_batch_mem_mb(batch),
+        params:
+            **PLAN.nuclear_norm_params,
+            members=batch.members(),
+            code=CODE["baselines"],
+        script:
+            "../scripts/min_nuclear_norm_batch.py"
+
+
 rule ground_truth_row:
     input:
         ground_truth="results/data/{dataset}/seed{seed}/ground_truth.npz",

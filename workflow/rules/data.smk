@@ -41,6 +41,37 @@ rule observations:
         "../scripts/observations.py"
 
 
+# Observation sets made together, one job per (problem, dataset, seed): those of experiments
+# whose runs train in batches over n_obs (dmfcore.plan.make.SetBatch; a phase diagram's grid).
+# Each file and log is where the observations rule would write it.
+for batch in PLAN.set_batches.values():
+    if batch.rule != "observations":
+        continue
+
+    rule:
+        name:
+            batch.name
+        input:
+            batch.inputs(),
+        output:
+            batch.outputs(),
+        log:
+            batch.logs(),
+        priority: 2
+        group:
+            "data"
+        conda:
+            "../../envs/dmf.yaml"
+        resources:
+            runtime=PLAN.set_batch_runtime(batch),
+            mem_mb=PLAN.set_batch_mem_mb(batch),
+        params:
+            members=batch.members(),
+            code=CODE["datasets"],
+        script:
+            "../scripts/observations_batch.py"
+
+
 # A ratings file split into the training set and the test set (the rest), stored like any
 # observation set.
 rule ratings_split:

@@ -137,9 +137,59 @@ class Batch:
         return [{**run.wildcards(), **data_paths(run.wildcards())} for run in self.runs]
 
 
-def batch_name(key: tuple[tuple[str, Any], ...]) -> str:
+def batch_name(key: tuple[tuple[str, Any], ...], rule: str = "train") -> str:
     digest = hashlib.sha256(json.dumps([list(kv) for kv in key]).encode()).hexdigest()
-    return f"train_batch_{digest[:10]}"
+    return f"{rule}_batch_{digest[:10]}"
+
+
+# the per-set rules whose jobs a SetBatch makes in one: data (observations) and baselines
+SET_BATCH_RULES = ("observations", "min_nuclear_norm")
+
+
+@dataclass(frozen=True)
+class SetBatch:
+    """The observation sets of one (problem, dataset, seed) whose data (``rule`` =
+    ``observations``) or minimum nuclear norm solutions (``min_nuclear_norm``) are made in one
+    job, one after another: those of experiments whose runs train in batches over ``n_obs``
+    (a phase diagram's grid: dozens of sets that take milliseconds each, where a job of its
+    own costs a process start and a pass of Snakemake's scheduler). Each set keeps its files,
+    log included, where its own job would write them. Named by a hash of the rule and key."""
+
+    name: str
+    rule: str
+    sets: tuple[ObservationSet, ...]
+
+    def inputs(self) -> list[str]:
+        if self.rule == "observations":
+            return sorted({s.data_paths()["ground_truth"] for s in self.sets})
+        return sorted({path for s in self.sets for path in s.data_files()})
+
+    def outputs(self) -> list[str]:
+        return [path for member in self.members() for path in member["outputs"].values()]
+
+    def logs(self) -> list[str]:
+        return [member["log"] for member in self.members()]
+
+    def members(self) -> list[dict[str, Any]]:
+        """Each set's path fields, its data files, its outputs and its log (the job's parameter)."""
+        out = []
+        for s in self.sets:
+            paths = s.data_paths()
+            if self.rule == "observations":
+                outputs = {"observations": paths["observations"]}
+                log = paths["observations"].removesuffix(".npz") + ".log"
+            else:
+                base = f"{s.dir}/nuclear_norm"
+                outputs = {"matrix": f"{base}/matrix.npz", "metrics": f"{base}/metrics.json"}
+                log = f"{base}/run.log"
+            out.append({**s.fields(), **paths, "outputs": outputs, "log": log})
+        return out
+
+
+def batch_rule(name: str) -> str:
+    """A rule's name with a batch's hash suffix removed (``train_batch_0bae1c8473`` ->
+    ``train_batch``): what the batch does."""
+    return re.sub(r"_batch_[0-9a-f]{10}$", "_batch", name)
 
 
 class Plan:
@@ -169,6 +219,9 @@ class Plan:
         self.recording = self._run_recording()
         self.batches = self._batches()
         self.batch_of = {run.dir: batch.name for batch in self.batches.values() for run in batch.runs}
+        self.set_batches = self._set_batches()
+        # (rule, observation set directory) -> the set batch that makes it
+        self.set_batch_of = {(b.rule, s.dir): b.name for b in self.set_batches.values() for s in b.sets}
         self.warnings = [
             f"experiment {name}: dataset {ds} left out ({why})"
             for name, missing in self.missing.items()
@@ -372,6 +425,43 @@ class Plan:
             batches[name] = Batch(name, key, runs, self.recording[runs[0].dir])
         return batches
 
+    def _set_batches(self) -> dict[str, SetBatch]:
+        """The synthetic observation sets of the experiments batched over n_obs, grouped by
+        (problem, dataset, seed), per rule (their observations; their minimum nuclear norm
+        solutions where it is a baseline); groups of one stay single jobs."""
+        groups: dict[tuple[str, tuple], dict[str, ObservationSet]] = {}
+        for name, exp in self.experiments.items():
+            if "n_obs" not in exp["batch_over"]:
+                continue
+            # the datasets and seeds whose runs train in batches (batch: auto batches cuda runs only)
+            batched = {(run.dataset, run.seed) for run in self.runs[name] if run.dir in self.batch_of}
+            for obs in self.observation_sets[name]:
+                if not obs.kind.ground_truth or (obs.dataset, obs.seed) not in batched:
+                    continue
+                key = (("problem", obs.problem), ("dataset", obs.dataset), ("seed", obs.seed))
+                groups.setdefault(("observations", key), {})[obs.dir] = obs
+                if "nuclear_norm" in obs.baselines:
+                    groups.setdefault(("min_nuclear_norm", key), {})[obs.dir] = obs
+        batches = {}
+        for (rule, key), members in sorted(groups.items()):
+            if len(members) < 2:
+                continue
+            name = batch_name(key, rule)
+            batches[name] = SetBatch(name, rule, tuple(sorted(members.values(), key=lambda s: s.n_obs)))
+        return batches
+
+    def set_batch_mem_mb(self, batch: SetBatch) -> int:
+        """A set batch's memory: its largest member's (the sets are made one at a time)."""
+        if batch.rule == "observations":
+            return max(500 + self.sensing_mem_mb(s.problem, s.dataset, s.n_obs) for s in batch.sets)
+        return max(self.nuclear_norm_mem_mb(s.problem, s.dataset, s.n_obs) for s in batch.sets)
+
+    def set_batch_runtime(self, batch: SetBatch) -> int:
+        """A set batch's time limit in minutes: its members' limits added up."""
+        if batch.rule == "observations":
+            return 5 * len(batch.sets)
+        return sum(self.nuclear_norm_runtime(s.fields()) for s in batch.sets)
+
     # -- files ---------------------------------------------------------------------------------
 
     def metrics_files(self, name: str) -> list[str]:
@@ -551,7 +641,8 @@ class Plan:
                 paths = obs.data_paths()
                 if obs.kind.ground_truth:
                     add("ground_truth", [paths["ground_truth"]], {"synthetic": synthetic_params(obs.dataset)})
-                    add(obs.kind.data_rule, [paths["observations"]])
+                    if ("observations", obs.dir) not in self.set_batch_of:
+                        add(obs.kind.data_rule, [paths["observations"]])
                 else:
                     add(obs.kind.data_rule, [paths["observations"]], self.data_params(obs.dataset))
                     source = self.source_of(obs.dataset)
@@ -561,8 +652,9 @@ class Plan:
                 for baseline in obs.baselines:
                     base = f"{obs.dir}/{baseline}"
                     if baseline == "nuclear_norm":
-                        add("min_nuclear_norm", [f"{base}/matrix.npz", f"{base}/metrics.json"],
-                            dict(self.nuclear_norm_params))
+                        if ("min_nuclear_norm", obs.dir) not in self.set_batch_of:
+                            add("min_nuclear_norm", [f"{base}/matrix.npz", f"{base}/metrics.json"],
+                                dict(self.nuclear_norm_params))
                     elif baseline == "ground_truth":
                         add("ground_truth_row", [f"{base}/metrics.json"])
                     elif baseline in PREDICTORS:
@@ -579,6 +671,9 @@ class Plan:
                 add("phase_figure", list(self.phase_figures(name).values()))
         for batch in self.batches.values():
             add(batch.name, batch.outputs(), {"members": batch.members(), "settings": dict(batch.recording)})
+        for set_batch in self.set_batches.values():
+            params = {} if set_batch.rule == "observations" else dict(self.nuclear_norm_params)
+            add(set_batch.name, set_batch.outputs(), {"members": set_batch.members(), **params})
         for check in self.theory:
             add("theory_check", [f"{self.out}/tables/theory_{check}.parquet",
                                  f"{self.out}/tables/theory_{check}_points.parquet"])
@@ -586,8 +681,9 @@ class Plan:
         return sorted(jobs.values(), key=lambda j: (j["rule"], j["output"]))
 
     def job_counts(self) -> dict[str, int]:
-        """Jobs per rule (batches counted together as ``train_batch``)."""
-        counts = Counter("train_batch" if j["rule"].startswith("train_batch_") else j["rule"] for j in self.jobs())
+        """Jobs per rule (batches counted together: ``train_batch``, ``observations_batch``,
+        ``min_nuclear_norm_batch``)."""
+        counts = Counter(batch_rule(j["rule"]) for j in self.jobs())
         return dict(sorted(counts.items()))
 
 

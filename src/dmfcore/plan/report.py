@@ -11,7 +11,8 @@ from .make import Plan
 
 def plan_summary(plan: Plan) -> dict[str, Any]:
     """What a configuration plans, as plain data: per experiment its runs, observation sets and
-    figures; the batches (name, runs, depths, device); the jobs per rule and in all."""
+    figures; the batches (name, runs, depths, device) and set batches (name, rule, sets); the
+    jobs per rule and in all."""
     experiments = {
         name: {
             "runs": len(plan.runs[name]),
@@ -27,8 +28,8 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
          "depths": sorted({run.depth for run in batch.runs})}
         for batch in plan.batches.values()
     ]
+    set_batches = [{"name": b.name, "rule": b.rule, "sets": len(b.sets)} for b in plan.set_batches.values()]
     jobs = plan.jobs()
-    counts = Counter("train_batch" if j["rule"].startswith("train_batch_") else j["rule"] for j in jobs)
     return {
         "name": plan.name,
         "out": plan.out,
@@ -36,7 +37,8 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "runs": len(runs),
         "batched_runs": len(plan.batch_of),
         "batches": batches,
-        "jobs": dict(sorted(counts.items())),
+        "set_batches": set_batches,
+        "jobs": plan.job_counts(),
         "total_jobs": len(jobs),
         "warnings": plan.warnings,
     }
@@ -56,6 +58,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         for batch in summary["batches"]:
             lines.append(f"  {batch['name']}: {batch['runs']} runs of depths "
                          f"{', '.join(map(str, batch['depths']))} on {batch['device']}")
+    if summary["set_batches"]:
+        made = Counter(batch["rule"] for batch in summary["set_batches"])
+        sets = Counter()
+        for batch in summary["set_batches"]:
+            sets[batch["rule"]] += batch["sets"]
+        lines.append("observation sets made together (data and baselines of grids batched over n_obs): "
+                     + "; ".join(f"{rule}: {sets[rule]} sets in {made[rule]} jobs" for rule in sorted(made)))
     lines.append("jobs per rule:")
     width = max(len(rule) for rule in summary["jobs"])
     for rule, count in summary["jobs"].items():
