@@ -265,3 +265,27 @@ def test_failing_run_is_reported(cluster_run, tmp_path):
     assert "TrainingDivergedError" in (wf / run_log.group(1)).read_text()
     slurm_log = next(iter(_submitted(out).values()))
     assert str(slurm_log) in out and "TrainingDivergedError" in slurm_log.read_text()
+
+
+@pytest.mark.slurm
+def test_a_grid_batched_over_n_obs_goes_out_in_the_data_and_baselines_bundles(cluster_run, tmp_path):
+    """The set batches (one job drawing a seed's observation sets, one solving their baselines)
+    join the profile's data and baselines groups; each set gets its files and log."""
+    if reason := _cluster_up():
+        pytest.skip(reason)
+    wf = copy_workflow(tmp_path / "wf")
+    grid = {"grid": {"problem": "completion", "shape": [20, 20], "ranks": [3], "n_obs": [120, 200], "depths": [2],
+                     "seeds": [0], "max_iters": 2000, "record_every": 0, "device": "torch-cpu", "batch": True,
+                     "batch_over": ["n_obs", "depth"], "baselines": ["nuclear_norm"], "figures": []}}
+    res = _run(wf, "--configfile", str(write_config(tmp_path / "grid.yaml", {"experiments": grid})),
+               *_cluster_args(), timeout=240)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-5000:]
+    logdirs = {log.parent.name for log in _submitted(out).values()}
+    data, baselines = (next(d for d in logdirs if d.startswith(f"group_{g}_")) for g in ("data", "baselines"))
+    assert re.fullmatch(r"group_data_ground_truth_observations_batch_[0-9a-f]{10}", data), logdirs
+    assert re.fullmatch(r"group_baselines_min_nuclear_norm_batch_[0-9a-f]{10}", baselines), logdirs
+    for n in (120, 200):
+        solved = wf / f"results/runs/completion/20x20_rank3/n{n}/seed0/nuclear_norm"
+        assert (solved / "metrics.json").is_file() and "admm" in (solved / "run.log").read_text()
+        assert (wf / f"results/data/20x20_rank3/seed0/completion_n{n}.log").is_file()
