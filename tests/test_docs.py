@@ -159,3 +159,17 @@ def test_smoke_preset_touches_every_rule_and_figure():
     figures = {f for e in config["experiments"].values() for f in e.get("figures", [])}
     assert figures == set(FIGURES)
     assert set(config["theory"]) == set(THEORY_CHECKS) - {"rates"}
+
+
+def test_the_module_table_names_every_module():
+    """docs/development.md's table of dmfcore's modules lists each of them (no renamed or
+    vanished name), so that a reader finds where a concept lives."""
+    text = (REPO / "docs/development.md").read_text()
+    table = text.split("| module | contents |")[1].split("\n\n")[0]
+    named = {name for row in table.splitlines() if row.startswith("| `")
+             for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    src = REPO / "src/dmfcore"
+    packages = [p for p in src.iterdir() if (p / "__init__.py").is_file()]
+    modules = {p.stem for d in [src, *packages] for p in d.glob("*.py") if p.stem != "__init__"}
+    modules |= {p.name for p in packages}  # a package and its modules: `plan` (`config`, `make`, ...)
+    assert named == modules, (sorted(modules - named), sorted(named - modules))
