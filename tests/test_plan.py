@@ -208,6 +208,7 @@ def test_a_grid_batched_over_n_obs_makes_its_data_and_baselines_in_one_job_per_s
         unbatched["experiments"][name]["batch"] = False
     alone = plan_of(unbatched)
     assert not alone.set_batches and all_outputs(alone) == all_outputs(plan)
+
     def data_and_baselines(p):
         return [job for job in p.jobs() if not job["rule"].startswith(("train_dmf", "train_batch"))]
 

@@ -143,6 +143,7 @@ def test_a_grid_batched_over_n_obs_makes_its_data_and_baselines_as_single_jobs_d
     before = contents()
     batched = write_config(tmp_path / "batched.yaml", {"experiments": {"grid": {
         **grid, "batch": True, "batch_over": ["n_obs", "depth"]}}})
+
     def batches(counts):
         return {re.sub(r"_[0-9a-f]{10}$", "", rule): n for rule, n in counts.items() if "_batch_" in rule}
 
