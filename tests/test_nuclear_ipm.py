@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dmfcore import convex
-from dmfcore.nuclear_ipm import _adjoint, min_nuclear_norm_ipm, schur_complement
+from dmfcore.nuclear_ipm import _adjoint, min_nuclear_norm_ipm, schur_complement, schur_workspace
 from dmfcore.problems import (
     CompletionObservations,
     low_rank_ground_truth,
@@ -51,6 +51,26 @@ def test_schur_complement_matches_the_trace_formula():
     want = np.array([[np.trace(ak @ xp @ al @ si) for al in basis] for ak in basis])
     got = schur_complement(xp, si, rows, cols, d1)
     np.testing.assert_allclose(np.triu(got), np.triu(want), rtol=1e-12, atol=1e-12)
+
+
+def test_schur_complement_in_blocks_with_a_reused_workspace():
+    """Several row blocks (m > 512), and a workspace reused for a second (Xp, Si): the same
+    numbers as the formula by whole gathers, and as a fresh workspace to the last bit."""
+    rng = np.random.default_rng(1)
+    d1, d2, m = 40, 30, 1100
+    rows, cols = np.divmod(rng.choice(d1 * d2, size=m, replace=False), d2)
+    n = d1 + d2
+    work = schur_workspace(m, d1, d2)
+    for _ in range(2):
+        a, c = rng.standard_normal((2, n, n))
+        xp, si = a @ a.T, c @ c.T
+        w1, x, w2, s11, s12, s22 = xp[:d1, :d1], xp[:d1, d1:], xp[d1:, d1:], si[:d1, :d1], si[:d1, d1:], si[d1:, d1:]
+        ii, jj, ij = np.ix_(rows, rows), np.ix_(cols, cols), np.ix_(rows, cols)
+        want = w1[ii] * s22[jj] + w2[jj] * s11[ii] + x[ij].T * s12[ij] + x[ij] * s12[ij].T
+        got = schur_complement(xp, si, rows, cols, d1, np.empty((m, m)), work)
+        np.testing.assert_allclose(np.triu(got), np.triu(want), rtol=1e-12, atol=1e-10)
+        fresh = schur_complement(xp, si, rows, cols, d1)
+        np.testing.assert_array_equal(np.triu(got), np.triu(fresh))
 
 
 @pytest.mark.parametrize(("d1", "d2", "rank", "m", "seed"), [(12, 10, 2, 70, 0), (15, 15, 3, 120, 1), (20, 8, 1, 60, 2)])
