@@ -90,7 +90,8 @@ def schur_complement(
     for an in-place ``cho_factor(..., lower=False)``. The strict other triangle is not set.
     ``out``: a C-ordered (m, m) float64 buffer to fill (reused across iterations, which saves
     the page faults of a fresh 800 MB array at m = 10,000); ``work``: :func:`schur_workspace`'s
-    arrays, reused likewise (None: allocated here)."""
+    arrays, reused likewise (None: allocated here). ``rows`` and ``cols`` must index the blocks
+    (:func:`~dmfcore.nuclear_admm.measurement_map` checks them; here they are not)."""
     m = rows.size
     n = xp.shape[0]
     if work is None:
