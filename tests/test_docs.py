@@ -14,6 +14,7 @@ import sys
 
 import pytest
 import yaml
+from dmfcore.plan.make import batch_rule
 from helpers import REPO
 
 DOCS = REPO / "docs"
@@ -153,7 +154,7 @@ def test_smoke_preset_touches_every_rule_and_figure():
     rules = {job["rule"] for job in golden["jobs"]}
     defined = set(re.findall(r"^rule (\w+):", "\n".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk")), re.M))
     assert defined - {"download_ratings"} <= rules, sorted(defined - rules)
-    batches = {re.sub(r"_[0-9a-f]{10}$", "", rule) for rule in rules - defined}
+    batches = {batch_rule(rule) for rule in rules - defined}
     assert batches == {"train_batch", "observations_batch", "min_nuclear_norm_batch"}, sorted(rules)
     config = yaml.safe_load((REPO / "presets/smoke.yaml").read_text())
     figures = {f for e in config["experiments"].values() for f in e.get("figures", [])}

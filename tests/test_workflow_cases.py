@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from dmfcore.plan.make import batch_rule
 from helpers import (SMALL, SNAKEMAKE, TINY, batch_jobs, copy_workflow, docutils_problems, edit_file,
                      expected_runs, job_counts, snakemake, workflow_env,
                      write_config)
@@ -145,7 +146,7 @@ def test_a_grid_batched_over_n_obs_makes_its_data_and_baselines_as_single_jobs_d
         **grid, "batch": True, "batch_over": ["n_obs", "depth"]}}})
 
     def batches(counts):
-        return {re.sub(r"_[0-9a-f]{10}$", "", rule): n for rule, n in counts.items() if "_batch_" in rule}
+        return {batch_rule(rule): n for rule, n in counts.items() if "_batch_" in rule}
 
     counts = job_counts(wf, "--configfile", str(batched))
     assert batches(counts) == {"observations_batch": 1, "min_nuclear_norm_batch": 1, "train_batch": 1}, counts

@@ -105,6 +105,11 @@ class ObservationSet:
         paths = self.data_paths()
         return [paths["observations"]] + ([paths["ground_truth"]] if "ground_truth" in paths else [])
 
+    def nuclear_norm_files(self) -> dict[str, str]:
+        """Where its minimum nuclear norm solution goes: matrix, metrics and log."""
+        base = f"{self.dir}/nuclear_norm"
+        return {"matrix": f"{base}/matrix.npz", "metrics": f"{base}/metrics.json", "log": f"{base}/run.log"}
+
     def reference_metrics(self) -> list[str]:
         return [f"{self.dir}/{baseline}/metrics.json" for baseline in self.baselines]
 
@@ -179,9 +184,8 @@ class SetBatch:
                 outputs = {"observations": paths["observations"]}
                 log = paths["observations"].removesuffix(".npz") + ".log"
             else:
-                base = f"{s.dir}/nuclear_norm"
-                outputs = {"matrix": f"{base}/matrix.npz", "metrics": f"{base}/metrics.json"}
-                log = f"{base}/run.log"
+                files = s.nuclear_norm_files()
+                outputs, log = {k: files[k] for k in ("matrix", "metrics")}, files["log"]
             out.append({**s.fields(), **paths, "outputs": outputs, "log": log})
         return out
 
@@ -481,7 +485,7 @@ class Plan:
         for obs in self.observation_sets[name]:
             files += obs.data_files()
             if "nuclear_norm" in obs.baselines:
-                files.append(f"{obs.dir}/nuclear_norm/matrix.npz")
+                files.append(obs.nuclear_norm_files()["matrix"])
         return files
 
     def table_files(self, name: str) -> dict[str, str]:
@@ -653,7 +657,8 @@ class Plan:
                     base = f"{obs.dir}/{baseline}"
                     if baseline == "nuclear_norm":
                         if ("min_nuclear_norm", obs.dir) not in self.set_batch_of:
-                            add("min_nuclear_norm", [f"{base}/matrix.npz", f"{base}/metrics.json"],
+                            files = obs.nuclear_norm_files()
+                            add("min_nuclear_norm", [files["matrix"], files["metrics"]],
                                 dict(self.nuclear_norm_params))
                     elif baseline == "ground_truth":
                         add("ground_truth_row", [f"{base}/metrics.json"])

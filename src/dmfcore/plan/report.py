@@ -59,9 +59,9 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(f"  {batch['name']}: {batch['runs']} runs of depths "
                          f"{', '.join(map(str, batch['depths']))} on {batch['device']}")
     if summary["set_batches"]:
-        made = Counter(batch["rule"] for batch in summary["set_batches"])
-        sets = Counter()
+        made, sets = Counter(), Counter()
         for batch in summary["set_batches"]:
+            made[batch["rule"]] += 1
             sets[batch["rule"]] += batch["sets"]
         lines.append("observation sets made together (data and baselines of grids batched over n_obs): "
                      + "; ".join(f"{rule}: {sets[rule]} sets in {made[rule]} jobs" for rule in sorted(made)))
